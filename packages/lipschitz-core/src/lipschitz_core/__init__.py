@@ -1,0 +1,42 @@
+"""lipschitz-core: weight-normalized layers with exact per-layer operator-norm constraints.
+
+Public API::
+
+    LipschitzLinear, direct_norm, OperatorNormConstraint, GroupSort,
+    lipschitz_mlp, lipschitz_bound, estimate_lipschitz, freeze,
+    operator_norm, KINDS
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from lipschitz_core._bounds import estimate_lipschitz as estimate_lipschitz
+from lipschitz_core._bounds import lipschitz_bound as lipschitz_bound
+from lipschitz_core._builders import lipschitz_mlp as lipschitz_mlp
+from lipschitz_core._constraint import OperatorNormConstraint as OperatorNormConstraint
+from lipschitz_core._constraint import direct_norm as direct_norm
+from lipschitz_core._constraint import find_constraint as find_constraint
+from lipschitz_core._freeze import freeze as freeze
+from lipschitz_core._layers import GroupSort as GroupSort
+from lipschitz_core._layers import LipschitzLinear as LipschitzLinear
+from lipschitz_core._norms import KINDS as KINDS
+from lipschitz_core._norms import operator_norm as operator_norm
+
+try:
+    __version__ = version("lipschitz-core")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "KINDS",
+    "GroupSort",
+    "LipschitzLinear",
+    "OperatorNormConstraint",
+    "__version__",
+    "direct_norm",
+    "estimate_lipschitz",
+    "find_constraint",
+    "freeze",
+    "lipschitz_bound",
+    "lipschitz_mlp",
+    "operator_norm",
+]

@@ -1,0 +1,146 @@
+"""The normalization W -> W / max(1, ||W|| / c) as a reusable module and a torch parametrization."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from lipschitz_core._norms import check_constant, check_kind, operator_norm, vector_norms
+
+
+def _check_finite(norms: Tensor, kind: str) -> None:
+    # A non-finite weight gives a non-finite norm; fail loudly here instead of spreading NaN.
+    if torch.compiler.is_compiling():
+        return
+    if not bool(torch.isfinite(norms).all()):
+        raise FloatingPointError(
+            f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
+            "check the learning rate and the inputs of the training step that produced it"
+        )
+
+
+class OperatorNormConstraint(nn.Module):
+    """Parametrization that bounds the operator norm ``kind`` of a weight by ``max_norm``.
+
+    ``W -> W / max(1, n(W) / max_norm)``, or ``W -> W * max_norm / n(W)`` with ``always_norm``.
+    ``n(W)`` is the operator norm (one scalar), or with ``vectorwise=True`` the per-row/column
+    quantities of the original authors' package (every vector rescaled on its own; the operator
+    norm is still bounded by ``max_norm``).
+
+    For ``kind="two"`` the spectral norm is estimated in training mode by power iteration with
+    persistent vectors (cheap, one matmul pair per step), and computed exactly in eval mode, so
+    an evaluated or frozen model meets the bound exactly.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        max_norm: float = 1.0,
+        *,
+        always_norm: bool = False,
+        vectorwise: bool = False,
+        shape: tuple[int, int] | None = None,
+        n_power_iterations: int = 1,
+        eps: float = 1e-12,
+    ) -> None:
+        super().__init__()
+        self.kind = check_kind(kind)
+        self.max_norm = check_constant(max_norm, "max_norm")
+        self.always_norm = bool(always_norm)
+        if vectorwise and self.kind == "two":
+            raise ValueError("vectorwise=True is not defined for kind='two' (the spectral norm is one number)")
+        self.vectorwise = bool(vectorwise)
+        self.n_power_iterations = int(n_power_iterations)
+        self.eps = float(eps)
+        if self.kind == "two":
+            if shape is None:
+                raise ValueError("kind='two' needs the weight shape to allocate power-iteration vectors")
+            out_features, in_features = shape
+            u = F.normalize(torch.randn(out_features), dim=0, eps=eps)
+            v = F.normalize(torch.randn(in_features), dim=0, eps=eps)
+            self.register_buffer("_u", u)
+            self.register_buffer("_v", v)
+
+    def extra_repr(self) -> str:
+        return (
+            f"kind={self.kind!r}, max_norm={self.max_norm:g}, always_norm={self.always_norm}, "
+            f"vectorwise={self.vectorwise}"
+        )
+
+    def _spectral_norm(self, weight: Tensor) -> Tensor:
+        if self.training:
+            with torch.no_grad():
+                u, v = self._u, self._v
+                for _ in range(self.n_power_iterations):
+                    v = F.normalize(weight.t() @ u, dim=0, eps=self.eps)
+                    u = F.normalize(weight @ v, dim=0, eps=self.eps)
+                self._u.copy_(u)
+                self._v.copy_(v)
+            # sigma = u^T W v with u, v treated as constants: the standard spectral-norm gradient.
+            return torch.dot(self._u, weight @ self._v)
+        return torch.linalg.matrix_norm(weight, ord=2)
+
+    def norms(self, weight: Tensor) -> Tensor:
+        """The quantity the weight is divided by (before clamping): scalar or per-vector."""
+        if self.kind == "two":
+            return self._spectral_norm(weight)
+        if self.vectorwise:
+            return vector_norms(weight, self.kind)
+        return operator_norm(weight, self.kind)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        norms = self.norms(weight)
+        _check_finite(norms, self.kind)
+        ratio = norms / self.max_norm
+        if self.always_norm:
+            return weight / ratio.clamp_min(self.eps)
+        return weight / ratio.clamp_min(1.0)
+
+
+def direct_norm(
+    module: nn.Module,
+    kind: str,
+    always_norm: bool = False,
+    max_norm: float | None = None,
+    parameter_name: str = "weight",
+    vectorwise: bool = False,
+) -> nn.Module:
+    """Constrain ``module.<parameter_name>`` (e.g. an ``nn.Linear``) to operator norm ``kind`` <= ``max_norm``.
+
+    Registers an :class:`OperatorNormConstraint` parametrization (gradients flow through the
+    normalization) and returns the same module. ``max_norm=None`` means 1.
+    """
+    weight = getattr(module, parameter_name, None)
+    if not isinstance(weight, Tensor) or weight.dim() != 2:
+        raise ValueError(
+            f"direct_norm needs a 2-D parameter {parameter_name!r} of shape [out, in] on {type(module).__name__}, "
+            f"got {None if weight is None else tuple(weight.shape)}"
+        )
+    constraint = OperatorNormConstraint(
+        kind,
+        1.0 if max_norm is None else max_norm,
+        always_norm=always_norm,
+        vectorwise=vectorwise,
+        shape=tuple(weight.shape),
+    ).to(device=weight.device, dtype=weight.dtype)
+    parametrize.register_parametrization(module, parameter_name, constraint)
+    return module
+
+
+def find_constraint(module: nn.Module, parameter_name: str = "weight") -> OperatorNormConstraint | None:
+    """The :class:`OperatorNormConstraint` acting on ``module.<parameter_name>``, if any."""
+    if isinstance(module, _lipschitz_linear_type()):
+        return module.constraint
+    if parametrize.is_parametrized(module, parameter_name):
+        for p in module.parametrizations[parameter_name]:
+            if isinstance(p, OperatorNormConstraint):
+                return p
+    return None
+
+
+def _lipschitz_linear_type() -> type:
+    from lipschitz_core._layers import LipschitzLinear
+
+    return LipschitzLinear
