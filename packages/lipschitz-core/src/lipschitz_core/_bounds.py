@@ -53,8 +53,9 @@ def _linear_step(module: nn.Module, p_cur: float) -> tuple[float, float]:
     weight = _linear_weight(module)
     assert weight is not None
     constraint = find_constraint(module)
-    if constraint is not None:
-        p_in, p_out = KIND_NORMS[constraint.kind]
+    kind = constraint.kind if constraint is not None else getattr(module, "lipschitz_kind", None)
+    if kind is not None:
+        p_in, p_out = KIND_NORMS[kind]
     else:
         # Plain layer: keep the current norm when it has a tractable operator norm.
         p_in, p_out = (p_cur, p_cur) if p_cur in (1.0, 2.0, math.inf) else (2.0, 2.0)

@@ -80,6 +80,7 @@ class OperatorNormConstraint(nn.Module):
                 self._v.copy_(v)
             # sigma = u^T W v with u, v treated as constants: the standard spectral-norm gradient.
             return torch.dot(self._u, weight @ self._v)
+        _check_finite(weight, self.kind)  # the SVD would fail with a LinAlgError on NaN
         return torch.linalg.matrix_norm(weight, ord=2)
 
     def norms(self, weight: Tensor) -> Tensor:
