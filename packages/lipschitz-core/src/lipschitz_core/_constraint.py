@@ -9,6 +9,44 @@ from torch.nn.utils import parametrize
 
 from lipschitz_core._norms import check_constant, check_kind, operator_norm, vector_norms
 
+_ROW_KINDS = ("inf", "two-inf")
+
+
+class _NormScale(torch.autograd.Function):
+    """W -> W / d with d = n(W) / c (the active branch), gradient through n(W) written out.
+
+    Autograd through ``abs -> sum -> amax -> div -> clamp -> div`` records a dozen small ops per
+    step; at small widths that bookkeeping costs as much as the matmul itself. The subgradient of
+    n(W) is supported on one row/column/entry (or is u v^T for the spectral norm), so the backward
+    pass is ``G / d - <G, W> / (d^2 c) * dn/dW``: three or four kernels.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, d, c, kind, index, u, v, norm):  # type: ignore[override]
+        ctx.save_for_backward(weight, u, v)
+        ctx.d, ctx.c, ctx.kind, ctx.index, ctx.norm = d, c, kind, index, norm
+        return weight / d
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        weight, u, v = ctx.saved_tensors
+        d, c, kind, index = ctx.d, ctx.c, ctx.kind, ctx.index
+        grad = grad_out / d
+        coef = torch.dot(grad_out.reshape(-1), weight.reshape(-1)) / (d * d * c)
+        if kind == "two":
+            grad.addr_(u, v, alpha=-coef)
+        elif kind == "inf":
+            grad[index] -= coef * weight[index].sign()
+        elif kind == "one":
+            grad[:, index] -= coef * weight[:, index].sign()
+        elif kind == "one-inf":
+            i, j = index
+            grad[i, j] -= coef * weight[i, j].sign()
+        else:  # two-inf: d ||w_i|| / d w_i = w_i / ||w_i||
+            grad[index] -= coef * weight[index] / ctx.norm
+        return grad, None, None, None, None, None, None, None
+
 
 def _check_finite(norms: Tensor, kind: str) -> None:
     # A non-finite weight gives a non-finite norm; fail loudly here instead of spreading NaN.
@@ -91,7 +129,45 @@ class OperatorNormConstraint(nn.Module):
             return vector_norms(weight, self.kind)
         return operator_norm(weight, self.kind)
 
+    def _scalar_forward(self, weight: Tensor) -> Tensor:
+        """Operator-norm (non-vectorwise) normalization with a hand-written backward pass."""
+        kind = self.kind
+        u = v = None
+        with torch.no_grad():
+            if kind == "two":
+                v = F.normalize(weight.t() @ self._u, dim=0, eps=self.eps)
+                wv = weight @ v
+                norm_t = torch.linalg.vector_norm(wv)
+                u = wv / norm_t.clamp_min(self.eps)
+                self._u.copy_(u)
+                self._v.copy_(v)
+                index = None
+            elif kind in _ROW_KINDS:
+                per_row = weight.abs().sum(dim=1) if kind == "inf" else torch.linalg.vector_norm(weight, dim=1)
+                norm_t, index = per_row.max(dim=0)
+            elif kind == "one":
+                norm_t, index = weight.abs().sum(dim=0).max(dim=0)
+            else:  # one-inf
+                norm_t, flat = weight.abs().reshape(-1).max(dim=0)
+        norm = float(norm_t)
+        if norm != norm or norm in (float("inf"), float("-inf")):
+            raise FloatingPointError(
+                f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
+                "check the learning rate and the inputs of the training step that produced it"
+            )
+        if kind in _ROW_KINDS or kind == "one":
+            index = int(index)
+        elif kind == "one-inf":
+            index = divmod(int(flat), weight.shape[1])
+        ratio = norm / self.max_norm
+        if not self.always_norm and ratio <= 1.0:
+            return weight  # inside the ball: identity, and an identity gradient
+        return _NormScale.apply(weight, max(ratio, self.eps), self.max_norm, kind, index, u, v, norm)
+
     def forward(self, weight: Tensor) -> Tensor:
+        fast = not self.vectorwise and not torch.compiler.is_compiling() and (self.kind != "two" or self.training)
+        if fast and weight.dim() == 2:
+            return self._scalar_forward(weight)
         norms = self.norms(weight)
         _check_finite(norms, self.kind)
         ratio = norms / self.max_norm
