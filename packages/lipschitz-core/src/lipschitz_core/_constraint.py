@@ -2,50 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from lipschitz_core._norms import check_constant, check_kind, operator_norm, vector_norms
-
-_ROW_KINDS = ("inf", "two-inf")
-
-
-class _NormScale(torch.autograd.Function):
-    """W -> W / d with d = n(W) / c (the active branch), gradient through n(W) written out.
-
-    Autograd through ``abs -> sum -> amax -> div -> clamp -> div`` records a dozen small ops per
-    step; at small widths that bookkeeping costs as much as the matmul itself. The subgradient of
-    n(W) is supported on one row/column/entry (or is u v^T for the spectral norm), so the backward
-    pass is ``G / d - <G, W> / (d^2 c) * dn/dW``: three or four kernels.
-    """
-
-    @staticmethod
-    def forward(ctx, weight, d, c, kind, index, u, v, norm):  # type: ignore[override]
-        ctx.save_for_backward(weight, u, v)
-        ctx.d, ctx.c, ctx.kind, ctx.index, ctx.norm = d, c, kind, index, norm
-        return weight / d
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):  # type: ignore[override]
-        weight, u, v = ctx.saved_tensors
-        d, c, kind, index = ctx.d, ctx.c, ctx.kind, ctx.index
-        grad = grad_out / d
-        coef = torch.dot(grad_out.reshape(-1), weight.reshape(-1)) / (d * d * c)
-        if kind == "two":
-            grad.addr_(u, v, alpha=-coef)
-        elif kind == "inf":
-            grad[index] -= coef * weight[index].sign()
-        elif kind == "one":
-            grad[:, index] -= coef * weight[:, index].sign()
-        elif kind == "one-inf":
-            i, j = index
-            grad[i, j] -= coef * weight[i, j].sign()
-        else:  # two-inf: d ||w_i|| / d w_i = w_i / ||w_i||
-            grad[index] -= coef * weight[index] / ctx.norm
-        return grad, None, None, None, None, None, None, None
 
 
 def _check_finite(norms: Tensor, kind: str) -> None:
@@ -57,6 +21,54 @@ def _check_finite(norms: Tensor, kind: str) -> None:
             f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
             "check the learning rate and the inputs of the training step that produced it"
         )
+
+
+def _argmax_vector(weight: Tensor, kind: str) -> int | tuple[int, int]:
+    """Index of the row/column/entry that attains the operator norm (where its subgradient lives)."""
+    if kind == "inf":
+        return int(torch.linalg.vector_norm(weight, ord=1, dim=1).argmax())
+    if kind == "two-inf":
+        return int(torch.linalg.vector_norm(weight, ord=2, dim=1).argmax())
+    if kind == "one":
+        return int(torch.linalg.vector_norm(weight, ord=1, dim=0).argmax())
+    flat = int(weight.abs().argmax())  # one-inf
+    return divmod(flat, weight.shape[1])
+
+
+class _NormScale(torch.autograd.Function):
+    """W -> W / d with d = n(W) / c (the active branch), gradient through n(W) written out.
+
+    Autograd through ``abs -> sum -> amax -> div -> clamp -> div`` records a dozen small ops per
+    step; at small widths that bookkeeping costs as much as the matmul itself. The subgradient of
+    n(W) is supported on one row/column/entry (or is u v^T for the spectral norm), so the backward
+    pass is ``G / d - <G, W> / (d^2 c) * dn/dW``: a handful of kernels.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, d, c, kind, u, v, norm):  # type: ignore[override]
+        ctx.save_for_backward(weight, u, v)
+        ctx.d, ctx.c, ctx.kind, ctx.norm = d, c, kind, norm
+        return weight * (1.0 / d)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        weight, u, v = ctx.saved_tensors
+        d, c, kind = ctx.d, ctx.c, ctx.kind
+        grad = grad_out * (1.0 / d)
+        coef = torch.dot(grad_out.reshape(-1), weight.reshape(-1))
+        scale = -1.0 / (d * d * c)
+        if kind == "two":
+            grad.addcmul_(u.unsqueeze(1), v.unsqueeze(0) * coef, value=scale)
+            return grad, None, None, None, None, None, None
+        index = _argmax_vector(weight, kind)
+        if kind == "one":
+            grad[:, index].addcmul_(weight[:, index].sign(), coef, value=scale)
+        elif kind in ("inf", "one-inf"):
+            grad[index].addcmul_(weight[index].sign(), coef, value=scale)
+        else:  # two-inf: d ||w_i|| / d w_i = w_i / ||w_i||
+            grad[index].addcmul_(weight[index], coef, value=scale / ctx.norm)
+        return grad, None, None, None, None, None, None
 
 
 class OperatorNormConstraint(nn.Module):
@@ -141,28 +153,24 @@ class OperatorNormConstraint(nn.Module):
                 u = wv / norm_t.clamp_min(self.eps)
                 self._u.copy_(u)
                 self._v.copy_(v)
-                index = None
-            elif kind in _ROW_KINDS:
-                per_row = weight.abs().sum(dim=1) if kind == "inf" else torch.linalg.vector_norm(weight, dim=1)
-                norm_t, index = per_row.max(dim=0)
+            elif kind == "inf":
+                norm_t = torch.linalg.matrix_norm(weight, ord=float("inf"))
             elif kind == "one":
-                norm_t, index = weight.abs().sum(dim=0).max(dim=0)
-            else:  # one-inf
-                norm_t, flat = weight.abs().reshape(-1).max(dim=0)
+                norm_t = torch.linalg.matrix_norm(weight, ord=1)
+            elif kind == "one-inf":
+                norm_t = torch.linalg.vector_norm(weight, ord=float("inf"))
+            else:  # two-inf
+                norm_t = torch.linalg.vector_norm(weight, ord=2, dim=1).max()
         norm = float(norm_t)
-        if norm != norm or norm in (float("inf"), float("-inf")):
+        if not math.isfinite(norm):
             raise FloatingPointError(
                 f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
                 "check the learning rate and the inputs of the training step that produced it"
             )
-        if kind in _ROW_KINDS or kind == "one":
-            index = int(index)
-        elif kind == "one-inf":
-            index = divmod(int(flat), weight.shape[1])
         ratio = norm / self.max_norm
         if not self.always_norm and ratio <= 1.0:
             return weight  # inside the ball: identity, and an identity gradient
-        return _NormScale.apply(weight, max(ratio, self.eps), self.max_norm, kind, index, u, v, norm)
+        return _NormScale.apply(weight, max(ratio, self.eps), self.max_norm, kind, u, v, norm)
 
     def forward(self, weight: Tensor) -> Tensor:
         fast = not self.vectorwise and not torch.compiler.is_compiling() and (self.kind != "two" or self.training)
