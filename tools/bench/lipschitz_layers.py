@@ -12,6 +12,7 @@ hits all of them alike; the table reports medians and ratios to ``nn.Linear``.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -44,10 +45,16 @@ def make_forward(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 
 
 def time_once(fn: Callable[[], None], inner: int) -> float:
+    sync = torch.cuda.synchronize if DEVICE.type == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(inner):
         fn()
+    sync()
     return (time.perf_counter() - start) / inner
+
+
+DEVICE = torch.device("cpu")
 
 
 def competitors(width: int, batch: int, kind: str) -> dict[str, tuple[nn.Module, str]]:
@@ -55,6 +62,9 @@ def competitors(width: int, batch: int, kind: str) -> dict[str, tuple[nn.Module,
     out: dict[str, tuple[nn.Module, str]] = {"nn.Linear": (nn.Linear(width, width), "train")}
     ours = LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0)
     out["lipschitz_core"] = (ours, "train")
+    # always_norm: the normalization is active on every step (the worst case for our layer;
+    # with the default, a weight inside the ball skips the division).
+    out["lipschitz_core always_norm"] = (LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0, always_norm=True), "train")
     if kind in AUTHOR_KINDS:
         import monotonicnetworks
 
@@ -65,7 +75,7 @@ def competitors(width: int, batch: int, kind: str) -> dict[str, tuple[nn.Module,
         out["deel SpectralLinear"] = (SpectralLinear(width, width), "train")
     out["nn.Linear (inference)"] = (nn.Linear(width, width), "infer")
     out["lipschitz_core frozen (inference)"] = (freeze(ours), "infer")
-    return out
+    return {name: (module.to(DEVICE), mode) for name, (module, mode) in out.items()}
 
 
 def run(widths: list[int], batches: list[int], repeats: int, threads: int) -> list[dict[str, object]]:
@@ -73,7 +83,7 @@ def run(widths: list[int], batches: list[int], repeats: int, threads: int) -> li
     rows = []
     for width in widths:
         for batch in batches:
-            x = torch.randn(batch, width)
+            x = torch.randn(batch, width, device=DEVICE)
             for kind in KINDS:
                 comps = competitors(width, batch, kind)
                 fns = {name: (make_step(m.train(), x) if mode == "train" else make_forward(m.eval(), x)) for name, (m, mode) in comps.items()}
@@ -89,6 +99,7 @@ def run(widths: list[int], batches: list[int], repeats: int, threads: int) -> li
                 med = {name: statistics.median(v) for name, v in samples.items()}
                 row: dict[str, object] = {"width": width, "batch": batch, "kind": kind, "median_s": med}
                 row["ours_ratio"] = med["lipschitz_core"] / med["nn.Linear"]
+                row["ours_active_ratio"] = med["lipschitz_core always_norm"] / med["nn.Linear"]
                 if "monotonicnetworks" in med:
                     row["authors_ratio"] = med["monotonicnetworks"] / med["nn.Linear"]
                     row["ours_vs_authors"] = med["lipschitz_core"] / med["monotonicnetworks"]
@@ -97,7 +108,7 @@ def run(widths: list[int], batches: list[int], repeats: int, threads: int) -> li
                 row["frozen_ratio"] = med["lipschitz_core frozen (inference)"] / med["nn.Linear (inference)"]
                 rows.append(row)
                 print(
-                    f"w={width:5d} b={batch:5d} {kind:8s} ours {row['ours_ratio']:.3f}x"
+                    f"w={width:5d} b={batch:5d} {kind:8s} ours {row['ours_ratio']:.3f}x (always_norm {row['ours_active_ratio']:.3f}x)"
                     + (f"  authors {row['authors_ratio']:.3f}x" if "authors_ratio" in row else "")
                     + (f"  deel {row['deel_ratio']:.3f}x" if "deel_ratio" in row else "")
                     + f"  frozen {row['frozen_ratio']:.3f}x",
@@ -111,19 +122,20 @@ def to_markdown(rows: list[dict[str, object]], threads: int, repeats: int) -> st
         return f"{v:.2f}x" if isinstance(v, float) else "—"
 
     lines = [
-        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d')} on {platform.machine()} ({torch.get_num_threads()} torch threads of "
-        f"{__import__('os').cpu_count()} cores, shared machine), torch {torch.__version__}, median of {repeats} interleaved repeats. "
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d')} on {platform.machine()} "
+        + (f"{torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else f"CPU ({torch.get_num_threads()} torch threads of {os.cpu_count()} cores)")
+        + f", torch {torch.__version__}, median of {repeats} interleaved repeats. "
         "Ratios are forward+backward time over `nn.Linear` of the same shape; 'frozen' is inference time of "
         "`freeze(layer)` over `nn.Linear` inference.",
         "",
-        "| width | batch | kind | nn.Linear fwd+bwd (µs) | lipschitz-core | monotonicnetworks 1.5.1 | ours / authors | deel SpectralLinear | frozen inference |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| width | batch | kind | nn.Linear fwd+bwd (µs) | lipschitz-core | lipschitz-core always_norm | monotonicnetworks 1.5.1 | ours / authors | deel SpectralLinear | frozen inference |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         med = r["median_s"]
         assert isinstance(med, dict)
         lines.append(
-            f"| {r['width']} | {r['batch']} | {r['kind']} | {med['nn.Linear'] * 1e6:.0f} | {fmt(r['ours_ratio'])} | "
+            f"| {r['width']} | {r['batch']} | {r['kind']} | {med['nn.Linear'] * 1e6:.0f} | {fmt(r['ours_ratio'])} | {fmt(r['ours_active_ratio'])} | "
             f"{fmt(r.get('authors_ratio'))} | {fmt(r.get('ours_vs_authors'))} | {fmt(r.get('deel_ratio'))} | {fmt(r['frozen_ratio'])} |"
         )
     return "\n".join(lines) + "\n"
@@ -136,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats per measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = least noise on a shared machine)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     rows = run(args.widths, args.batches, args.repeats, args.threads)
     table = to_markdown(rows, args.threads, args.repeats)
     print(table)
