@@ -22,6 +22,20 @@ from monotonenorm._verify import MonotonicityReport as MonotonicityReport
 from monotonenorm._verify import certify_monotonic as certify_monotonic
 from monotonenorm._verify import verify_monotonic as verify_monotonic
 
+_LAZY = {"MonotonicRegressor": "monotonenorm._estimators", "MonotonicClassifier": "monotonenorm._estimators"}
+
+
+def __getattr__(name: str) -> object:
+    # scikit-learn is imported only when the estimators are used: `import monotonenorm` stays light.
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'monotonenorm' has no attribute {name!r}")
+
+
 try:
     __version__ = version("monotonenorm")
 except PackageNotFoundError:  # running from a source tree without installation
@@ -30,7 +44,9 @@ except PackageNotFoundError:  # running from a source tree without installation
 __all__ = [
     "GroupSort",
     "LipschitzLinear",
+    "MonotonicClassifier",
     "MonotonicLayer",
+    "MonotonicRegressor",
     "MonotonicWrapper",
     "MonotonicityReport",
     "SigmaNet",
