@@ -30,6 +30,20 @@ def resolve_device(device: str) -> torch.device:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
 
 
+def _check_validation(estimator: BaseEstimator, X_val: object, y_val: object) -> tuple[np.ndarray, np.ndarray]:
+    if X_val is None or y_val is None:
+        raise ValueError("give both X_val and y_val (the validation set for early stopping), or neither")
+    from sklearn.utils import check_array, column_or_1d
+
+    Xv = check_array(X_val, dtype=np.float64)
+    yv = column_or_1d(y_val)
+    if Xv.shape[1] != estimator.n_features_in_ or len(Xv) != len(yv):
+        raise ValueError(
+            f"X_val must have {estimator.n_features_in_} features and as many rows as y_val; got {Xv.shape} and {yv.shape}"
+        )
+    return Xv, yv
+
+
 class _MonotonicEstimator(BaseEstimator):
     """Shared fit loop. Inputs are standardized inside (a positive per-feature scale keeps every
     monotone direction); ``lipschitz_const`` is therefore in units of standard deviations."""
@@ -112,7 +126,7 @@ class _MonotonicEstimator(BaseEstimator):
         n_out = self._n_outputs()
         return parse_constraints(constraints, n_features, n_outputs=n_out).double().numpy()
 
-    def _fit_module(self, X: np.ndarray, target: np.ndarray) -> None:
+    def _fit_module(self, X: np.ndarray, target: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self._check_params()
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -126,7 +140,13 @@ class _MonotonicEstimator(BaseEstimator):
         n = len(Z)
         n_val = int(round(self.validation_fraction * n))
         use_val = bool(self.early_stopping) and n_val >= 1 and n - n_val >= 2
-        if use_val:
+        if validation is not None:
+            # an explicit validation set (e.g. a benchmark's own split): train on all of X
+            Z = np.vstack([Z, (validation[0] - self.x_mean_) / self.x_scale_])
+            target = np.concatenate([target, validation[1]])
+            idx_train, idx_val = np.arange(n), np.arange(n, len(Z))
+            use_val = bool(self.early_stopping)
+        elif use_val:
             stratify = self._stratify(target)
             idx_train, idx_val = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=stratify)
         else:
@@ -247,12 +267,17 @@ class MonotonicRegressor(RegressorMixin, _MonotonicEstimator):
     def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.mean((out.squeeze(-1) - target) ** 2)
 
-    def fit(self, X: object, y: object) -> MonotonicRegressor:
+    def fit(self, X: object, y: object, *, X_val: object = None, y_val: object = None) -> MonotonicRegressor:
+        """Fit on ``X, y``; early stopping on ``(X_val, y_val)`` when given, else on a split of ``X``."""
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         self.y_mean_ = float(np.mean(y))
         std = float(np.std(y))
         self.y_scale_ = std if std > 0 else 1.0  # positive: keeps the direction
-        self._fit_module(X, ((y - self.y_mean_) / self.y_scale_).astype(np.float32))
+        validation = None
+        if X_val is not None or y_val is not None:
+            Xv, yv = _check_validation(self, X_val, y_val)
+            validation = (Xv, ((yv.astype(np.float64) - self.y_mean_) / self.y_scale_).astype(np.float32))
+        self._fit_module(X, ((y - self.y_mean_) / self.y_scale_).astype(np.float32), validation)
         return self
 
     def predict(self, X: object) -> np.ndarray:
@@ -294,7 +319,8 @@ class MonotonicClassifier(ClassifierMixin, _MonotonicEstimator):
             return y
         return None
 
-    def fit(self, X: object, y: object) -> MonotonicClassifier:
+    def fit(self, X: object, y: object, *, X_val: object = None, y_val: object = None) -> MonotonicClassifier:
+        """Fit on ``X, y``; early stopping on ``(X_val, y_val)`` when given, else on a split of ``X``."""
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
@@ -303,7 +329,14 @@ class MonotonicClassifier(ClassifierMixin, _MonotonicEstimator):
             raise ValueError(
                 f"MonotonicClassifier needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r})"
             )
-        self._fit_module(X, encoder.transform(y).astype(np.int64))
+        validation = None
+        if X_val is not None or y_val is not None:
+            Xv, yv = _check_validation(self, X_val, y_val)
+            unknown = set(np.unique(yv)) - set(self.classes_)
+            if unknown:
+                raise ValueError(f"y_val has labels {sorted(unknown)} that are not in y's classes {list(self.classes_)}")
+            validation = (Xv, encoder.transform(yv).astype(np.int64))
+        self._fit_module(X, encoder.transform(y).astype(np.int64), validation)
         return self
 
     def decision_function(self, X: object) -> np.ndarray:
