@@ -174,7 +174,13 @@ def example(config: ExampleConfig, seed: int) -> dict:
     y = np.log(x) + rng.normal(size=x.shape) * (0.01 + config.noise_growth * (x - 1) / 2)
     X = x[:, None]
     mono = MonotonicRegressor([1], lipschitz_const=config.lipschitz_const, max_epochs=config.max_epochs, early_stopping=False, random_state=seed, device=config.device).fit(X, y)
-    mlp = MLPRegressor(hidden_layer_sizes=(64, 64), max_iter=2000, learning_rate_init=1e-2, random_state=seed).fit(X, y)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPRegressor(hidden_layer_sizes=(64, 64), max_iter=2000, learning_rate_init=1e-2, random_state=seed).fit(X, y)
     grid = np.linspace(1, 6, 300)[:, None]
     out = {
         "x": x.tolist(),
