@@ -102,7 +102,7 @@ def test_trigger_generator_physics() -> None:
 
 
 def test_cli_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "cfg.json").write_text(json.dumps({"max_epochs": 20, "n_samples": 30}))
+    (tmp_path / "cfg.json").write_text(json.dumps({"max_epochs": 20, "n_samples": 30, "mlp_max_iter": 100}))
     assert main(["example", "--quick", "--quiet", "--out", str(tmp_path / "ex"), "--config", str(tmp_path / "cfg.json")]) == 0
     run = json.loads((tmp_path / "ex" / "run.json").read_text())
     assert run["config"]["max_epochs"] == 20 and run["seed"] == 0 and "torch" in run["versions"]
