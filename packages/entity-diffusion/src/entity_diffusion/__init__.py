@@ -2,6 +2,7 @@
 structured entities: numerical, categorical, text and nested (composite) properties, any of them
 possibly missing. Generation, conditional completion, imputation with sample-based intervals."""
 
+from importlib.metadata import PackageNotFoundError as _NotFound
 from importlib.metadata import version as _version
 
 from entity_diffusion._api import EntityDiffusion, KBFormerConfig, resolve_device, train
@@ -29,7 +30,10 @@ from entity_diffusion._schema import (
     records_to_frame,
 )
 
-__version__ = _version("entity-diffusion")
+try:
+    __version__ = _version("entity-diffusion")
+except _NotFound:  # a source checkout on PYTHONPATH
+    __version__ = "0+unknown"
 
 __all__ = [
     "CATEGORICAL", "NUMERICAL", "TEXT", "EmptyTableError", "Encoded", "EntityDataError", "EntityDiffusion",

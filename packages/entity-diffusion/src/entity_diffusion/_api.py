@@ -287,6 +287,8 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / max(1, config.steps))
     ema = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+    live = [v for k, v in model.state_dict().items() if k in ema]
+    shadow = list(ema.values())
     n = len(data)
     batch_size = min(config.batch_size, n)
     history = []
@@ -308,9 +310,7 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
         optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            for k, v in model.state_dict().items():
-                if k in ema:
-                    ema[k].mul_(config.ema_decay).add_(v.detach(), alpha=1 - config.ema_decay)
+            torch._foreach_lerp_(shadow, live, 1 - config.ema_decay)
         value = float(loss.detach())
         history.append(value)
         if callback is not None:
