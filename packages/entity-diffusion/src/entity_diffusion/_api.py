@@ -197,12 +197,18 @@ class EntityDiffusion:
             n_samples = 1
         completions = self.complete(data, n_samples=n_samples, leaps=leaps, temperature=temperature, seed=seed)
         result = completions[0].copy()
+        original = _with_schema_columns(as_frame(data), schema)
         for prop in schema.properties:
+            gaps = original[prop.name].map(_is_missing).to_numpy(dtype=bool)
+            if not gaps.any():
+                continue
             if prop.kind == NUMERICAL:
-                result[prop.name] = np.mean([c[prop.name].to_numpy(dtype=float) for c in completions], axis=0)
+                mean = np.mean([c[prop.name].to_numpy(dtype=float) for c in completions], axis=0)
+                result.loc[gaps, prop.name] = mean[gaps]
             elif prop.kind == CATEGORICAL and n_samples > 1:
                 stacked = pd.concat([c[prop.name] for c in completions], axis=1)
-                result[prop.name] = stacked.apply(lambda row: row.value_counts().index[0], axis=1)
+                mode = stacked.apply(lambda row: row.value_counts().index[0], axis=1)
+                result.loc[gaps, prop.name] = mode[gaps].to_numpy()
         return result
 
     def intervals(self, data: Any, *, level: float = 0.9, n_samples: int = 50, leaps: int = 1,
