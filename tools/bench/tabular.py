@@ -95,7 +95,13 @@ def generate(args: argparse.Namespace, name: str) -> None:
     import torch
 
     from entity_diffusion import EntityDiffusion, KBFormerConfig
-    from entity_diffusion._bench import baseline_impute, imputation_scores, load_tabddpm, mcar, schema_overrides
+    from entity_diffusion._bench import (
+        baseline_impute,
+        imputation_scores,
+        load_tabddpm,
+        mcar,
+        schema_overrides,
+    )
 
     ds = load_tabddpm(args.data, name)
     task = ds["task"]
@@ -294,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "tabular", help="TabDDPM-format folder")
     p.add_argument("--datasets", default="abalone,churn2,california", help="comma-separated dataset names")
-    p.add_argument("--phase", choices=("generate", "score", "all"), default="all")
+    p.add_argument("--phase", choices=("generate", "score", "all", "report"), default="all",
+                   help="report: merge the tabular.json of <out>/<dataset>/ folders into <out>/tabular.md")
     p.add_argument("--out", type=Path, default=REPO / "results" / "entity-diffusion-bench", help="output folder")
     p.add_argument("--gen-dir", type=Path, default=None, help="where generate wrote its files (default --out)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda")
@@ -328,6 +335,16 @@ def main(argv: list[str] | None = None) -> int:
             generate(args, name)
     if args.phase in ("score", "all"):
         print(score(args, names))
+    if args.phase == "report":
+        merged, evaluators = {}, set()
+        for name in names:
+            part = json.loads((args.out / name / "tabular.json").read_text())
+            merged.update(part)
+            evaluators |= {v["evaluator"] for v in part.values()}
+        args.evaluator = ", ".join(sorted(evaluators))
+        table = markdown(merged, args)
+        (args.out / "tabular.md").write_text(table)
+        print(table)
     return 0
 
 

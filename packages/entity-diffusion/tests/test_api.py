@@ -116,3 +116,12 @@ def test_multi_step_sampling_keeps_dependencies_one_step_loses_them() -> None:
     query = pd.DataFrame({"x": [-1.5, 0.0, 1.5], "y": [np.nan] * 3})
     filled = model.impute(query, n_samples=20, seed=2)
     assert np.abs(filled["y"].to_numpy() - np.array([2.25, 0.0, 2.25])).max() < 0.5
+
+
+def test_import_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, entity_diffusion; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

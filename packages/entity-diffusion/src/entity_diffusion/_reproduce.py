@@ -23,7 +23,13 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     from sklearn.model_selection import train_test_split
 
     from entity_diffusion._api import EntityDiffusion, KBFormerConfig
-    from entity_diffusion._bench import TARGET, baseline_impute, imputation_scores, mcar, ml_efficiency
+    from entity_diffusion._bench import (
+        TARGET,
+        baseline_impute,
+        imputation_scores,
+        mcar,
+        ml_efficiency,
+    )
 
     torch.set_num_threads(1)  # 2 threads spin-wait badly on a shared 2-core machine
     out_dir = Path(out_dir)
