@@ -60,3 +60,14 @@ def test_mcar_rate_and_imputation_metrics() -> None:
     knn = imputation_scores(frame, gapped, baseline_impute(frame, gapped, ["a", "b"], ["c"], "knn"), ["a", "b"], ["c"])
     assert 0.9 < mean["nrmse"] < 1.1  # the mean's RMSE is the column std
     assert knn["nrmse"] < 0.8 * mean["nrmse"]  # a and b predict each other
+
+
+def test_cli_bench_runs_on_a_tabddpm_folder(tmp_path, capsys) -> None:
+    from entity_diffusion._cli import main
+
+    _write_tabddpm(tmp_path, (120, 20, 60))
+    assert main(["bench", "--data", str(tmp_path), "--dataset", "toy", "--quick", "--steps", "5",
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    result = json.loads((tmp_path / "out" / "bench_toy.json").read_text())
+    assert result["train_rows"] == 120 and 0 <= result["real"] <= 1
+    assert "| toy | macro-F1 real" in capsys.readouterr().out

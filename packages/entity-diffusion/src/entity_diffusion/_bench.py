@@ -177,20 +177,21 @@ def baseline_impute(train: pd.DataFrame, gapped: pd.DataFrame, numeric: list[str
 
 
 def quick_bench(data: Path, dataset: str, *, out_dir: Path, quick: bool, seed: int, device: str,
-                quiet: bool) -> str:
+                quiet: bool, steps: int | None = None) -> str:
     """Fit on one TabDDPM-format dataset; report synthetic-vs-real score and MCAR imputation."""
     from entity_diffusion._api import EntityDiffusion, KBFormerConfig
 
     ds = load_tabddpm(data, dataset)
     train = ds["train"].sample(n=min(len(ds["train"]), 2000 if quick else 20000), random_state=seed)
-    config = KBFormerConfig(steps=300 if quick else 3000).updated(d_model=32 if quick else 64)
+    config = KBFormerConfig(steps=steps or (300 if quick else 3000)).updated(d_model=32 if quick else 64)
     start = time.perf_counter()
     model = EntityDiffusion(config, schema_overrides=schema_overrides(train, ds["task"]), device=device,
                             random_state=seed).fit(train, quiet=quiet)
     fit_s = time.perf_counter() - start
     synth = model.sample(len(train), seed=seed)
-    real, evaluator = ml_efficiency(train, ds["test"], ds["task"], seed=seed)
-    fake, _ = ml_efficiency(synth, ds["test"], ds["task"], seed=seed)
+    iterations = 100 if quick else 500
+    real, evaluator = ml_efficiency(train, ds["test"], ds["task"], seed=seed, iterations=iterations)
+    fake, _ = ml_efficiency(synth, ds["test"], ds["task"], seed=seed, iterations=iterations)
     numeric = [c for c in train.columns if c.startswith("num_")] + ([TARGET] if ds["task"] == "regression" else [])
     categorical = [c for c in train.columns if c not in numeric]
     test = ds["test"].head(300 if quick else 2000).reset_index(drop=True)

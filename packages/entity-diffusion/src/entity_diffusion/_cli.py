@@ -97,7 +97,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     _threads(args.device)
     report = quick_bench(Path(args.data), args.dataset, out_dir=Path(args.out), quick=args.quick, seed=args.seed,
-                         device=args.device, quiet=args.quiet)
+                         device=args.device, quiet=args.quiet, steps=args.steps)
     print(report)
     return 0
 
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="abalone", help="dataset folder name")
     p.add_argument("--out", default="results/entity-diffusion-bench", help="output folder")
     p.add_argument("--quick", action="store_true", help="smaller model and fewer rows")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 300 quick, 3000 full)")
     common(p)
     p.set_defaults(func=cmd_bench)
     return parser
