@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entity_diffusion._bench import baseline_impute, imputation_scores, load_tabddpm, mcar, ml_efficiency
+from entity_diffusion._bench import (
+    baseline_impute,
+    imputation_scores,
+    load_tabddpm,
+    mcar,
+    ml_efficiency,
+)
 
 
 def _write_tabddpm(root, n=(80, 20, 40)) -> None:
