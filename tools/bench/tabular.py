@@ -81,7 +81,7 @@ def ctgan_sets(train: pd.DataFrame, task: str, n_sets: int, seed: int, epochs: i
 
     torch.manual_seed(seed)
     discrete = [c for c in train.columns if c.startswith("cat_")] + ([TARGET] if task != "regression" else [])
-    model = (CTGAN if kind == "ctgan" else TVAE)(epochs=epochs, cuda=cuda)
+    model = (CTGAN if kind == "ctgan" else TVAE)(epochs=epochs, enable_gpu=cuda)
     start = time.perf_counter()
     model.fit(train, discrete_columns=discrete)
     fit_s = time.perf_counter() - start
