@@ -1,0 +1,328 @@
+"""User-facing estimator: fit on entities, sample, complete, impute, intervals, save/load."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from entity_diffusion._diffusion import diffusion_loss
+from entity_diffusion._model import KBFormer, ModelConfig
+from entity_diffusion._sampler import UnmaskingSampler, empty_batch
+from entity_diffusion._schema import CATEGORICAL, NUMERICAL, Encoded, Schema, _is_missing, as_frame
+
+CHECKPOINT = "model.safetensors"
+SCHEMA = "schema.json"
+CONFIG = "config.json"
+
+
+@dataclass(frozen=True)
+class KBFormerConfig:
+    """Model + training settings; defaults train a small model on a laptop CPU in about a minute."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    ema_decay: float = 0.995  # TabDDPM-style EMA of the weights, used for sampling
+    grad_clip: float = 1.0
+    weighting: str = "elbo"  # "elbo" (paper, Prop. 1) or "masked-mean" (GSM code practice)
+    max_categories: int = 50  # strings with more distinct values become text
+    max_text_len: int = 48
+    numeric_transform: str = "quantile"  # "quantile" (TabDDPM) or "standard"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> KBFormerConfig:
+        raw = dict(raw)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; expected some of {sorted(known)}")
+        model = raw.pop("model", {})
+        model_known = {f.name for f in fields(ModelConfig)}
+        bad = sorted(set(model) - model_known)
+        if bad:
+            raise ValueError(f"unknown model config keys {bad}; expected some of {sorted(model_known)}")
+        return cls(model=ModelConfig(**model), **raw)
+
+    def updated(self, **changes: Any) -> KBFormerConfig:
+        model_changes = {k: v for k, v in changes.items() if k in {f.name for f in fields(ModelConfig)}}
+        rest = {k: v for k, v in changes.items() if k not in model_changes}
+        return replace(self, model=replace(self.model, **model_changes), **rest)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class EntityDiffusion:
+    """KBFormer estimator.
+
+    >>> model = EntityDiffusion(KBFormerConfig(steps=500)).fit(frame)   # doctest: +SKIP
+    >>> model.sample(100)                      # unconditional entities         # doctest: +SKIP
+    >>> model.impute(frame_with_gaps)          # fill NaN / None cells           # doctest: +SKIP
+    >>> model.intervals(frame_with_gaps)       # sample-based 90 % intervals     # doctest: +SKIP
+    """
+
+    def __init__(self, config: KBFormerConfig | None = None, *, schema_overrides: Mapping[str, str] | None = None,
+                 device: str = "auto", random_state: int = 0) -> None:
+        self.config = config or KBFormerConfig()
+        self.schema_overrides = dict(schema_overrides or {})
+        self.device = device
+        self.random_state = random_state
+        self.schema_: Schema | None = None
+        self.model_: KBFormer | None = None
+        self.loss_history_: list[float] = []
+        self.fit_seconds_: float = math.nan
+
+    # scikit-learn style
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"config": self.config, "schema_overrides": self.schema_overrides, "device": self.device,
+                "random_state": self.random_state}
+
+    def set_params(self, **params: Any) -> EntityDiffusion:
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        g = torch.Generator(device=self._device)
+        g.manual_seed(self.random_state if seed is None else seed)
+        return g
+
+    @property
+    def _device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def _check_fitted(self) -> tuple[Schema, KBFormer]:
+        if self.schema_ is None or self.model_ is None:
+            raise RuntimeError("this EntityDiffusion is not fitted yet; call fit() or load() first")
+        return self.schema_, self.model_
+
+    # --------------------------------------------------------------------------------- fit
+    def fit(self, data: Any, *, quiet: bool = True,
+            callback: Callable[[int, float], None] | None = None) -> EntityDiffusion:
+        """Fit on a DataFrame, nested records or a .csv/.jsonl path. Missing cells stay missing."""
+        cfg = self.config
+        frame = as_frame(data)
+        torch.manual_seed(self.random_state)  # parameter initialisation
+        self.schema_ = Schema.infer(frame, overrides=self.schema_overrides, max_categories=cfg.max_categories,
+                                    max_text_len=cfg.max_text_len, numeric_transform=cfg.numeric_transform)
+        encoded = self.schema_.encode(frame).to(self._device)
+        self.model_ = KBFormer(self.schema_, cfg.model).to(self._device)
+        start = time.perf_counter()
+        self.loss_history_ = train(self.model_, encoded, cfg, generator=self._generator(None), quiet=quiet,
+                                   callback=callback)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.n_fit_rows_ = len(frame)
+        return self
+
+    # ------------------------------------------------------------------------------ sampling
+    def _run(self, encoded: Encoded, known: torch.Tensor, *, leaps: int, temperature: float,
+             seed: int | None, batch_size: int) -> Encoded:
+        _, model = self._check_fitted()
+        model.eval()
+        sampler = UnmaskingSampler(leaps=leaps, temperature=temperature)
+        generator = self._generator(seed)
+        pieces = []
+        for start in range(0, len(encoded), batch_size):
+            rows = torch.arange(start, min(start + batch_size, len(encoded)), device=known.device)
+            pieces.append(sampler(model, encoded.index(rows), known[rows], generator=generator))
+        return Encoded(
+            torch.cat([p.num for p in pieces]), torch.cat([p.cat for p in pieces]),
+            [torch.cat([p.text[k] for p in pieces]) for k in range(len(encoded.text))],
+            torch.cat([p.present for p in pieces]),
+        )
+
+    def sample(self, n: int, *, leaps: int = 1, temperature: float = 1.0, seed: int | None = None,
+               batch_size: int = 4096, nested: bool = False) -> pd.DataFrame | list[dict[str, Any]]:
+        """n new entities, every property generated in a uniformly random order."""
+        schema, model = self._check_fitted()
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        batch = empty_batch(model, n, self._device)
+        out = self._run(batch, batch.present.clone(), leaps=leaps, temperature=temperature, seed=seed,
+                        batch_size=batch_size)
+        return schema.decode(out, nested=nested)
+
+    def complete(self, data: Any, *, n_samples: int = 1, leaps: int = 1, temperature: float = 1.0,
+                 seed: int | None = None, batch_size: int = 4096) -> list[pd.DataFrame]:
+        """``n_samples`` conditional completions of each entity: every missing (NaN/None or
+        absent-column) property is sampled given the observed ones. Returns n_samples frames
+        aligned with the input rows; observed cells keep their values."""
+        schema, _ = self._check_fitted()
+        frame = as_frame(data)
+        encoded = schema.encode(frame).to(self._device)
+        repeated = encoded.repeat(n_samples)
+        out = schema.decode(self._run(repeated, repeated.present.clone(), leaps=leaps, temperature=temperature,
+                                      seed=seed, batch_size=batch_size))
+        completions = []
+        for s in range(n_samples):
+            sampled = out.iloc[s::n_samples].reset_index(drop=True)
+            filled = _with_schema_columns(frame, schema)
+            for name in schema.names:
+                gaps = filled[name].map(_is_missing).to_numpy(dtype=bool)
+                if gaps.any():
+                    filled[name] = filled[name].astype(object)
+                    filled.loc[gaps, name] = sampled.loc[gaps, name].to_numpy()
+                    if schema[name].kind == NUMERICAL:
+                        filled[name] = pd.to_numeric(filled[name])
+            completions.append(filled)
+        return completions
+
+    def impute(self, data: Any, *, n_samples: int = 10, leaps: int = 1, temperature: float = 1.0,
+               seed: int | None = None) -> pd.DataFrame:
+        """Fill missing cells: mean of ``n_samples`` conditional samples for numbers, their most
+        frequent value for categories, the first sample for text. ``temperature=0`` gives one
+        greedy completion (mixture means, most probable categories)."""
+        schema, _ = self._check_fitted()
+        if temperature == 0:
+            n_samples = 1
+        completions = self.complete(data, n_samples=n_samples, leaps=leaps, temperature=temperature, seed=seed)
+        result = completions[0].copy()
+        original = _with_schema_columns(as_frame(data), schema)
+        for prop in schema.properties:
+            gaps = original[prop.name].map(_is_missing).to_numpy(dtype=bool)
+            if not gaps.any():
+                continue
+            if prop.kind == NUMERICAL:
+                mean = np.mean([c[prop.name].to_numpy(dtype=float) for c in completions], axis=0)
+                result.loc[gaps, prop.name] = mean[gaps]
+            elif prop.kind == CATEGORICAL and n_samples > 1:
+                stacked = pd.concat([c[prop.name] for c in completions], axis=1)
+                mode = stacked.apply(lambda row: row.value_counts().index[0], axis=1)
+                result.loc[gaps, prop.name] = mode[gaps].to_numpy()
+        return result
+
+    def intervals(self, data: Any, *, level: float = 0.9, n_samples: int = 50, leaps: int = 1,
+                  temperature: float = 1.0, seed: int | None = None) -> pd.DataFrame:
+        """Sample-based central intervals for each numerical property: columns ``<name>``
+        (sample mean), ``<name>:lower``, ``<name>:upper``. Observed cells give a zero-width
+        interval at the observed value."""
+        schema, _ = self._check_fitted()
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        completions = self.complete(data, n_samples=n_samples, leaps=leaps, temperature=temperature, seed=seed)
+        out = {}
+        for prop in schema.numerical:
+            draws = np.stack([c[prop.name].to_numpy(dtype=float) for c in completions])
+            out[prop.name] = draws.mean(0)
+            out[f"{prop.name}:lower"] = np.quantile(draws, (1 - level) / 2, axis=0)
+            out[f"{prop.name}:upper"] = np.quantile(draws, (1 + level) / 2, axis=0)
+        return pd.DataFrame(out)
+
+    # ----------------------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        """safetensors weights + schema.json + config.json, each written atomically."""
+        from safetensors.torch import save_file
+
+        schema, model = self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tmp = directory / (CHECKPOINT + ".tmp")
+        save_file(tensors, str(tmp), metadata={"format": "pt", "package": "entity-diffusion"})
+        os.replace(tmp, directory / CHECKPOINT)
+        _atomic_text(directory / SCHEMA, schema.to_json())
+        meta = {"config": self.config.to_dict(), "schema_overrides": self.schema_overrides,
+                "random_state": self.random_state, "loss_history": self.loss_history_[-50:],
+                "fit_seconds": self.fit_seconds_}
+        _atomic_text(directory / CONFIG, json.dumps(meta, indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: str = "auto") -> EntityDiffusion:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        for name in (CHECKPOINT, SCHEMA, CONFIG):
+            if not (directory / name).exists():
+                raise FileNotFoundError(f"{directory / name}: missing; expected a folder written by save() / `fit`")
+        meta = json.loads((directory / CONFIG).read_text())
+        self = cls(KBFormerConfig.from_dict(meta["config"]), schema_overrides=meta.get("schema_overrides"),
+                   device=device, random_state=meta.get("random_state", 0))
+        self.schema_ = Schema.from_json((directory / SCHEMA).read_text())
+        self.model_ = KBFormer(self.schema_, self.config.model)
+        self.model_.load_state_dict(load_file(str(directory / CHECKPOINT)))
+        self.model_.to(self._device).eval()
+        self.loss_history_ = list(meta.get("loss_history", []))
+        self.fit_seconds_ = meta.get("fit_seconds", math.nan)
+        return self
+
+
+def _with_schema_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    filled = frame.copy()
+    for name in schema.names:
+        if name not in filled.columns:
+            filled[name] = None
+    return filled[schema.names].copy()
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: torch.Generator,
+          quiet: bool = True, callback: Callable[[int, float], None] | None = None) -> list[float]:
+    """AdamW with linear decay to 0 (TabDDPM's trainer), gradient clipping and weight EMA.
+    The EMA weights are loaded into ``model`` at the end. Raises on a non-finite loss."""
+    from tqdm.auto import tqdm
+
+    if (data.present.sum(1) == 0).all():
+        raise ValueError("every entity is empty: nothing to learn")
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / max(1, config.steps))
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+    live = [v for k, v in model.state_dict().items() if k in ema]
+    shadow = list(ema.values())
+    n = len(data)
+    batch_size = min(config.batch_size, n)
+    history = []
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    cursor = 0
+    bar = tqdm(range(config.steps), disable=quiet, desc="fit", leave=False)
+    for step in bar:
+        if cursor + batch_size > n:
+            order = torch.randperm(n, generator=generator, device=generator.device)
+            cursor = 0
+        rows = order[cursor : cursor + batch_size]
+        cursor += batch_size
+        loss = diffusion_loss(model, data.index(rows), weighting=config.weighting, generator=generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss at step {step}: {loss.item()}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(shadow, live, 1 - config.ema_decay)
+        value = float(loss.detach())
+        history.append(value)
+        if callback is not None:
+            callback(step, value)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(history[-50:]):.3f}")
+    model.load_state_dict({**model.state_dict(), **ema})
+    model.eval()
+    return history
