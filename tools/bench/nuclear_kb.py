@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| gradient-boosted trees (HistGradientBoosting, same fields) | {summary('trees')} |",
             f"| KBFormer, mixture mean (temperature 0) | {summary('kbformer_greedy')} |",
             f"| KBFormer, mean of {args.n_samples} samples | {summary('kbformer_sampled')} |",
-            f"| paper (IAEA chart, 50,000 epochs on GPUs): KBFormer / GBDT | 370 ± 40 / 640 ± 40 |",
+            "| paper (IAEA chart, 50,000 epochs on GPUs): KBFormer / GBDT | 370 ± 40 / 640 ± 40 |",
             "",
             f"Targets: <= 370 keV: {'met' if best <= 370 else 'missed'} ({best:.0f}); "
             f">= 30 % better than the trees: {'met' if best <= 0.7 * trees_mean else 'missed'} "
