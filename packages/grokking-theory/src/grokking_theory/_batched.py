@@ -96,14 +96,20 @@ def train_batched(
     stop_on_rqi: bool = False,
     check_every: int = 100,
     progress: bool = False,
+    max_seconds: float | None = None,
 ) -> SweepRun:
     """Train ``len(specs)`` toy runs at once; returns their threshold-crossing steps.
 
     With ``early_stop`` a run leaves the batch once train and test accuracy (and RQI if
     ``stop_on_rqi``) have crossed their thresholds; the remaining runs are compacted, so a
-    diagram costs about what its memorizing/confused cells cost.
+    diagram costs about what its memorizing/confused cells cost. ``max_seconds`` ends training
+    early (at a check point); runs still in the batch then report ``stopped_at`` < ``steps``.
     """
+    import time
+
     from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
 
     specs = _check_specs(specs)
     R, dev = len(specs), torch.device(device)
@@ -219,7 +225,12 @@ def train_batched(
                 denom = (exp_avg_sq[i].sqrt() / math.sqrt(bc2)).add_(eps)
                 q.sub_((lr[i] / bc1).float() * exp_avg[i] / denom)
         bar.update(1)
-        if (t + 1) % check_every == 0 and (early_stop or True):
+        if max_seconds is not None and (t + 1) % check_every == 0 and time.perf_counter() - t_start > max_seconds:
+            write_back(t + 1)
+            stopped[alive] = t + 1
+            alive = alive[:0]
+            break
+        if (t + 1) % check_every == 0:
             with torch.no_grad():
                 finite = torch.stack([torch.isfinite(q).flatten(1).all(1) for q in params]).all(0)
                 done = (l_first_tr >= 0) & (l_first_te >= 0)

@@ -43,7 +43,10 @@ def initial_state(cfg: ToyConfig) -> InitialState:
     n = cfg.n_samples
     if cfg.rng_order == "sweep":
         rs.normal(0, 1, size=(cfg.p, cfg.n_out))  # x-templates: drawn, never used
-    templates = rs.normal(0, 1, size=(2 * cfg.p - 1, cfg.n_out)) * cfg.label_scale
+    if cfg.rng_order == "sweep" and cfg.loss == "ce":
+        templates = np.eye(cfg.n_out)  # the classification notebook: one-hot targets, no draw
+    else:
+        templates = rs.normal(0, 1, size=(2 * cfg.p - 1, cfg.n_out)) * cfg.label_scale
     train_ids = rs.choice(n, cfg.train_num, replace=False)
     test_ids = np.setdiff1d(np.arange(n), train_ids)
     if cfg.rng_order == "sweep":
