@@ -56,6 +56,8 @@ class SweepRun:
     final_rqi: np.ndarray
     stopped_at: np.ndarray  # number of updates actually run (early stop once both accuracies reached)
     diverged: np.ndarray  # non-finite parameters appeared (run stopped there)
+    final_reprs: np.ndarray | None = None  # (R, p, reprs_dim) embedding when the run stopped
+    train_ids: list[np.ndarray] | None = None
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"steps": self.steps, "specs": [s.__dict__ for s in self.specs]}
@@ -67,10 +69,11 @@ class SweepRun:
     @staticmethod
     def concat(parts: Sequence[SweepRun]) -> SweepRun:
         names = ("step_train", "step_test", "step_rqi", "final_train_acc", "final_test_acc",
-                 "final_rqi", "stopped_at", "diverged")
+                 "final_rqi", "stopped_at", "diverged", "final_reprs")
         return SweepRun(
             specs=[s for part in parts for s in part.specs],
             steps=parts[0].steps,
+            train_ids=[t for part in parts for t in (part.train_ids or [])],
             **{n: np.concatenate([getattr(q, n) for q in parts]) for n in names},
         )
 
@@ -155,6 +158,7 @@ def train_batched(
     first_te, first_rqi = first_tr.clone(), first_tr.clone()
     fin_tr = torch.zeros(R, dtype=torch.float64, device=dev)
     fin_te, fin_rqi = fin_tr.clone(), fin_tr.clone()
+    fin_e = torch.zeros_like(E)
     stopped = torch.full((R,), base.steps, dtype=torch.long, device=dev)
     diverged = torch.zeros(R, dtype=torch.bool, device=dev)
     # local (compacted) copies of the per-run tensors
@@ -175,6 +179,7 @@ def train_batched(
         first_te[alive] = l_first_te
         first_rqi[alive] = l_first_rqi
         fin_tr[alive], fin_te[alive], fin_rqi[alive] = l_acc_tr, l_acc_te, l_rqi
+        fin_e[alive] = params[0].detach()
 
     bar = tqdm(total=base.steps, disable=not progress, desc=f"batched x{R}", leave=False)
     t = 0
@@ -272,6 +277,8 @@ def train_batched(
         final_rqi=fin_rqi.cpu().numpy(),
         stopped_at=stopped.cpu().numpy(),
         diverged=diverged.cpu().numpy(),
+        final_reprs=fin_e.cpu().numpy(),
+        train_ids=[ini.train_ids for ini in inits],
     )
 
 
@@ -310,9 +317,10 @@ def run_sweep(
     merged = SweepRun.concat(parts)
     order = np.argsort(np.concatenate(shards), kind="stable")
     names = ("step_train", "step_test", "step_rqi", "final_train_acc", "final_test_acc",
-             "final_rqi", "stopped_at", "diverged")
+             "final_rqi", "stopped_at", "diverged", "final_reprs")
     return SweepRun(
         specs=list(specs),
         steps=base.steps,
+        train_ids=[merged.train_ids[i] for i in order] if merged.train_ids else None,
         **{n: getattr(merged, n)[order] for n in names},
     )
