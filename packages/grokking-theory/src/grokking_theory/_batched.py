@@ -115,6 +115,8 @@ def train_batched(
     t_start = time.perf_counter()
 
     specs = _check_specs(specs)
+    if base.decoder_norm != "free":
+        raise ValueError("the batched engine trains free decoders only; use train_toy for decoder_norm")
     R, dev = len(specs), torch.device(device)
     inits = [initial_state(base.replace(seed=s.seed)) for s in specs]
     pairs = torch.tensor(np.array(sample_pairs(base.p)), device=dev)

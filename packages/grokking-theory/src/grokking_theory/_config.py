@@ -21,7 +21,9 @@ class ToyConfig:
     ``rng_order="toy"`` replays ``toy/train_add.py`` (per-step batch permutation drawn from numpy,
     test accuracy from the outputs before the update); ``"sweep"`` replays the phase-diagram
     notebooks (unused x-templates and encoder drawn first, no permutation, both accuracies after
-    the update). ``ce_scale`` multiplies the cross-entropy (1/19 = the classification sweep's
+    the update). ``decoder_norm="fixed-spectral"`` holds every decoder layer's spectral norm at
+    its initial value (lipschitz-core ``direct_norm(..., always_norm=True)``; faithful trainer
+    only). ``ce_scale`` multiplies the cross-entropy (1/19 = the classification sweep's
     softmax loss ``mean(-log softmax * onehot)``); ``repr_optimizer`` is ``"adamw"`` or ``"adam"``.
     """
 
@@ -47,6 +49,7 @@ class ToyConfig:
     threshold_test_acc: float = 0.9
     threshold_rqi: float = 0.95
     rqi_tol: float = 0.01
+    decoder_norm: str = "free"
 
     def __post_init__(self) -> None:
         check_p(self.p)
@@ -62,6 +65,8 @@ class ToyConfig:
             raise ValueError(f"rng_order must be one of {RNG_ORDERS}, got {self.rng_order!r}")
         if self.repr_optimizer not in ("adamw", "adam"):
             raise ValueError(f"repr_optimizer must be 'adamw' or 'adam', got {self.repr_optimizer!r}")
+        if self.decoder_norm not in ("free", "fixed-spectral"):
+            raise ValueError(f"decoder_norm must be 'free' or 'fixed-spectral', got {self.decoder_norm!r}")
         for name in ("reprs_dim", "width", "steps", "output_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

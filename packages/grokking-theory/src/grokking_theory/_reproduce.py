@@ -114,7 +114,7 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
         "",
         f"![toy run]({NAME}/toy_run.png)",
         "",
-        f"Critical training fraction (Monte Carlo, 50 % crossing of P(linear structure fixed)); paper: r_c ~ 0.4 for p = 10.",
+        "Critical training fraction (Monte Carlo, 50 % crossing of P(linear structure fixed)); paper: r_c ~ 0.4 for p = 10.",
         "",
         f"| p | {ps} |",
         "|---|" + "---|" * len(crit),

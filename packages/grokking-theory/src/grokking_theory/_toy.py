@@ -102,6 +102,15 @@ def train_toy(cfg: ToyConfig, *, device: str = "cpu", progress: bool = False) ->
         for layer, (w, b) in zip((model.l1, model.l2, model.l3), init.decoder):
             layer.weight.copy_(w)
             layer.bias.copy_(b)
+    if cfg.decoder_norm == "fixed-spectral":
+        from lipschitz_core import direct_norm
+
+        for layer in (model.l1, model.l2, model.l3):
+            norm = float(torch.linalg.matrix_norm(layer.weight.detach(), 2))
+            direct_norm(layer, "two", always_norm=True, max_norm=norm)
+        # eval mode: lipschitz-core then uses the exact spectral norm (differentiable, no
+        # persistent power-iteration vectors mutated between the train and test forwards)
+        model.eval()
     opt_cls = torch.optim.AdamW if cfg.repr_optimizer == "adamw" else torch.optim.Adam
     opt1 = opt_cls([reprs], lr=cfg.eta_reprs, weight_decay=cfg.weight_decay_reprs)
     opt2 = torch.optim.AdamW(
