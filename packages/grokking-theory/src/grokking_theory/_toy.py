@@ -108,9 +108,11 @@ def train_toy(cfg: ToyConfig, *, device: str = "cpu", progress: bool = False) ->
         for layer in (model.l1, model.l2, model.l3):
             norm = float(torch.linalg.matrix_norm(layer.weight.detach(), 2))
             direct_norm(layer, "two", always_norm=True, max_norm=norm)
-        # eval mode: lipschitz-core then uses the exact spectral norm (differentiable, no
-        # persistent power-iteration vectors mutated between the train and test forwards)
-        model.eval()
+        if cfg.rng_order == "toy":
+            # the toy scores a test forward taken between the train forward and its backward;
+            # eval mode makes lipschitz-core use the exact (SVD) spectral norm, so no persistent
+            # power-iteration vector is mutated in between
+            model.eval()
     opt_cls = torch.optim.AdamW if cfg.repr_optimizer == "adamw" else torch.optim.Adam
     opt1 = opt_cls([reprs], lr=cfg.eta_reprs, weight_decay=cfg.weight_decay_reprs)
     opt2 = torch.optim.AdamW(
@@ -142,7 +144,8 @@ def train_toy(cfg: ToyConfig, *, device: str = "cpu", progress: bool = False) ->
         else:
             choice = torch.arange(n_tr)
         out_tr = forward(in_tr[choice])
-        out_te = forward(in_te) if len(te) else None
+        # only the toy order scores the test outputs taken before the update
+        out_te = forward(in_te) if len(te) and cfg.rng_order == "toy" else None
         loss = loss_fn(out_tr, y_tr[choice])
         loss.backward()
         opt1.step()
