@@ -46,6 +46,7 @@ def _toy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wd-dec", type=float, default=None, help="decoder weight decay (default 0)")
     p.add_argument("--reprs-dim", type=int, default=None, help="embedding dimension (default 1)")
     p.add_argument("--decoder-norm", choices=("free", "fixed-spectral"), default=None, help="hold each decoder layer's spectral norm at its initial value via lipschitz-core (train only; default free)")
+    p.add_argument("--decoder-norm-scale", type=float, default=None, help="with fixed-spectral: norms held at this multiple of their initial values (default 1)")
     p.add_argument("--rng-order", choices=("toy", "sweep"), default=None, help="replay train_add.py (toy) or the phase-diagram notebooks (sweep) (default toy)")
 
 
@@ -58,7 +59,8 @@ def _config(args: argparse.Namespace, **defaults: object):
     for flag, field in (("p", "p"), ("steps", "steps"), ("loss", "loss"), ("eta_reprs", "eta_reprs"),
                         ("eta_dec", "eta_dec"), ("wd_reprs", "weight_decay_reprs"),
                         ("wd_dec", "weight_decay_dec"), ("reprs_dim", "reprs_dim"),
-                        ("rng_order", "rng_order"), ("seed", "seed"), ("decoder_norm", "decoder_norm")):
+                        ("rng_order", "rng_order"), ("seed", "seed"), ("decoder_norm", "decoder_norm"),
+                        ("decoder_norm_scale", "decoder_norm_scale")):
         v = getattr(args, flag, None)
         if v is not None:
             ch[field] = v

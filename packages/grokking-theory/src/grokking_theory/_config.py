@@ -22,7 +22,7 @@ class ToyConfig:
     test accuracy from the outputs before the update); ``"sweep"`` replays the phase-diagram
     notebooks (unused x-templates and encoder drawn first, no permutation, both accuracies after
     the update). ``decoder_norm="fixed-spectral"`` holds every decoder layer's spectral norm at
-    its initial value (lipschitz-core ``direct_norm(..., always_norm=True)``; faithful trainer
+    ``decoder_norm_scale`` times its initial value (lipschitz-core ``direct_norm(..., always_norm=True)``; faithful trainer
     only). ``ce_scale`` multiplies the cross-entropy (1/19 = the classification sweep's
     softmax loss ``mean(-log softmax * onehot)``); ``repr_optimizer`` is ``"adamw"`` or ``"adam"``.
     """
@@ -50,6 +50,7 @@ class ToyConfig:
     threshold_rqi: float = 0.95
     rqi_tol: float = 0.01
     decoder_norm: str = "free"
+    decoder_norm_scale: float = 1.0
 
     def __post_init__(self) -> None:
         check_p(self.p)
@@ -65,6 +66,8 @@ class ToyConfig:
             raise ValueError(f"rng_order must be one of {RNG_ORDERS}, got {self.rng_order!r}")
         if self.repr_optimizer not in ("adamw", "adam"):
             raise ValueError(f"repr_optimizer must be 'adamw' or 'adam', got {self.repr_optimizer!r}")
+        if not self.decoder_norm_scale > 0:
+            raise ValueError(f"decoder_norm_scale must be > 0, got {self.decoder_norm_scale}")
         if self.decoder_norm not in ("free", "fixed-spectral"):
             raise ValueError(f"decoder_norm must be 'free' or 'fixed-spectral', got {self.decoder_norm!r}")
         for name in ("reprs_dim", "width", "steps", "output_dim"):
