@@ -28,6 +28,7 @@ def test_train_writes_metrics_and_checkpoint(tmp_path, capsys):
         (["train", "--train-fraction", "1.01"], "(0, 1]"),
         (["critical-fraction", "--p", "1"], "p must be"),
         (["rqi", "--embedding", "a,b"], "comma-separated"),
+        (["train", "--device", "tpu"], "--device must be"),
         (["phase-diagram", "--seeds", ",", "--steps", "5", "--quiet"], "empty"),
     ],
 )

@@ -22,7 +22,12 @@ def _device(name: str) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name != "cpu" and not name.startswith("cuda"):
-        raise SystemExit(f"error: --device must be auto, cpu or cuda[:N], got {name!r}")
+        raise ValueError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu or auto")
     return name
 
 
