@@ -1,0 +1,72 @@
+"""grokking-theory: the effective theory of grokking (Liu et al., NeurIPS 2022), reproduced.
+
+Public API::
+
+    ToyConfig, train_toy, ToyRun, initial_state                 # the exact official toy
+    rqi, ideal_accuracy, predicted_accuracy, sample_pairs,       # combinatorics
+    equation_matrix, rqi_quadruples, train_num_from_fraction
+    effective_loss, effective_flow, hessian_eigenvalues,         # effective theory
+    predicted_time_to_structure, critical_fraction
+    RunSpec, SweepRun, train_batched, run_sweep                  # batched engine
+    classify_phase, phase_diagram, PhaseDiagram, PHASES          # phases
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from grokking_theory._batched import RunSpec as RunSpec
+from grokking_theory._batched import SweepRun as SweepRun
+from grokking_theory._batched import run_sweep as run_sweep
+from grokking_theory._batched import train_batched as train_batched
+from grokking_theory._combinatorics import equation_matrix as equation_matrix
+from grokking_theory._combinatorics import ideal_accuracy as ideal_accuracy
+from grokking_theory._combinatorics import predicted_accuracy as predicted_accuracy
+from grokking_theory._combinatorics import rqi as rqi
+from grokking_theory._combinatorics import rqi_quadruples as rqi_quadruples
+from grokking_theory._combinatorics import sample_pairs as sample_pairs
+from grokking_theory._combinatorics import train_num_from_fraction as train_num_from_fraction
+from grokking_theory._config import ToyConfig as ToyConfig
+from grokking_theory._init import initial_state as initial_state
+from grokking_theory._phases import PHASES as PHASES
+from grokking_theory._phases import PhaseDiagram as PhaseDiagram
+from grokking_theory._phases import classify_phase as classify_phase
+from grokking_theory._phases import phase_diagram as phase_diagram
+from grokking_theory._theory import critical_fraction as critical_fraction
+from grokking_theory._theory import effective_flow as effective_flow
+from grokking_theory._theory import effective_loss as effective_loss
+from grokking_theory._theory import hessian_eigenvalues as hessian_eigenvalues
+from grokking_theory._theory import predicted_time_to_structure as predicted_time_to_structure
+from grokking_theory._toy import ToyRun as ToyRun
+from grokking_theory._toy import train_toy as train_toy
+
+try:
+    __version__ = version("grokking-theory")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "PHASES",
+    "PhaseDiagram",
+    "RunSpec",
+    "SweepRun",
+    "ToyConfig",
+    "ToyRun",
+    "__version__",
+    "classify_phase",
+    "critical_fraction",
+    "effective_flow",
+    "effective_loss",
+    "equation_matrix",
+    "hessian_eigenvalues",
+    "ideal_accuracy",
+    "initial_state",
+    "predicted_accuracy",
+    "predicted_time_to_structure",
+    "phase_diagram",
+    "rqi",
+    "rqi_quadruples",
+    "run_sweep",
+    "sample_pairs",
+    "train_batched",
+    "train_num_from_fraction",
+    "train_toy",
+]
