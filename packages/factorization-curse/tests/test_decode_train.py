@@ -122,3 +122,24 @@ def test_nan_loss_stops_training():
     with pytest.raises(FloatingPointError, match="non-finite loss .* at step 0"):
         train(_NaN(), "past", get_objective("mlm-u"), data, TrainConfig(steps=3, batch_size=1), pad_id=0,
               progress=False)
+
+
+class _Recorder(_Oracle):
+    def forward(self, ids, visible=None):
+        self.seen = [*getattr(self, "seen", []), visible.clone()]
+        return super().forward(ids, visible)
+
+
+def test_reveal_order_attention_matches_the_causal_training_mask():
+    targets = torch.tensor([[2, 5, 6, 7, 3, 0]])
+    m = _Recorder(targets)
+    out = decode(m, "past", [[2, 5]], 6, pad_id=PAD, eos_id=EOS, reveal_order_attention=True)
+    assert out == [[6, 7]]
+    causal = torch.ones(6, 6, dtype=torch.bool).tril(-1)
+    for k, vis in enumerate(m.seen):
+        known = 2 + k  # prompt + generated so far
+        assert vis.shape == (1, 6, 6)
+        # the position being predicted reads exactly the known positions, like a causal mask
+        assert torch.equal(vis[0, known], causal[known])
+        # known positions read only positions known before them
+        assert torch.equal(vis[0, :known, :known], causal[:known, :known])

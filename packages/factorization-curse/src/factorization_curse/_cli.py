@@ -48,7 +48,11 @@ def _parse_sets(items: list[str]) -> dict:
             raise SystemExit(f"--set: unknown field {key!r}; valid: {', '.join(sorted(types))}")
         t = str(types[key])
         try:
-            if t.startswith("int"):
+            if t.startswith("bool"):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = value.lower() in ("true", "1")
+            elif t.startswith("int"):
                 out[key] = int(value)
             elif t.startswith("float"):
                 out[key] = float(value)

@@ -25,6 +25,7 @@ def decode(
     eos_id: int,
     order: str = "l2r",
     device: torch.device | str = "cpu",
+    reveal_order_attention: bool = False,
 ) -> list[list[int]]:
     """Complete each prompt (ids starting with [BOS]) up to `length` positions; return the
     generated ids up to (excluding) the first [EOS]/[PAD].
@@ -32,6 +33,12 @@ def decode(
     "l2r": one forward per position, the argmax at the next hidden position is written.
     "confidence": every step predicts all hidden positions and reveals the single most confident
     one (masked families only).
+
+    `reveal_order_attention` (for PAST trained with AR or PLM, whose training masks are
+    query-specific): position i reads position j only if j was known before i (prompt in order,
+    then generated tokens in the order they were produced), matching the training masks; a
+    hidden position reads every known one. Otherwise every query reads every known position
+    (the masking objectives' training condition).
     """
     if order not in DECODE_ORDERS:
         raise ValueError(f"unknown decode order {order!r}; valid: {list(DECODE_ORDERS)}")
@@ -47,6 +54,16 @@ def decode(
     pos = torch.arange(length, device=device)[None, :]
     visible = pos < plen[:, None]
     rows = torch.arange(b, device=device)
+    # time at which each position became known: prompt positions in order, hidden = +inf
+    known_at = torch.where(visible, pos.float(), torch.full_like(visible, float("inf"), dtype=torch.float))
+
+    def run(ids: torch.Tensor) -> torch.Tensor:
+        if family == "gpt2":
+            return model(ids)
+        if reveal_order_attention:
+            return model(ids, known_at[:, None, :] < known_at[:, :, None])
+        return model(ids, visible)
+
     was_training = model.training
     model.eval()
     try:
@@ -57,15 +74,16 @@ def decode(
                 active = (~done) & (at < length)
                 if not active.any():
                     break
-                logits = model(ids) if family == "gpt2" else model(ids, visible)
+                logits = run(ids)
                 at_c = at.clamp(max=length - 1)
                 pred = logits[rows, at_c].argmax(-1)
                 ids[rows[active], at_c[active]] = pred[active]
                 visible[rows[active], at_c[active]] = True
+                known_at[rows[active], at_c[active]] = float(length + k)
                 done |= active & ((pred == eos_id) | (pred == pad_id))
         else:
             hidden_region = pos >= plen[:, None]
-            for _ in range(length - int(plen.min())):
+            for k in range(length - int(plen.min())):
                 hidden = hidden_region & ~visible
                 # finished: an [EOS]/[PAD] revealed with everything before it revealed
                 end = (visible & hidden_region & ((ids == eos_id) | (ids == pad_id)))
@@ -74,12 +92,13 @@ def decode(
                 active = gap & hidden.any(1)
                 if not active.any():
                     break
-                logits = model(ids, visible)
+                logits = run(ids)
                 conf, pred = logits.softmax(-1).max(-1)
                 conf = conf.masked_fill(~hidden, -1.0)
                 at = conf.argmax(1)
                 ids[rows[active], at[active]] = pred[rows, at][active]
                 visible[rows[active], at[active]] = True
+                known_at[rows[active], at[active]] = float(length + k)
     finally:
         model.train(was_training)
     out = []
@@ -106,6 +125,7 @@ def evaluate_queries(
     device: torch.device | str = "cpu",
     batch_size: int = 256,
     return_predictions: bool = False,
+    reveal_order_attention: bool = False,
 ) -> dict:
     """Exact-match and per-token accuracy for each direction; incorrect-inference rate where the
     queries carry a distractor. Accuracies are fractions in [0, 1]; a direction without queries
@@ -116,7 +136,7 @@ def evaluate_queries(
         prompts = [[vocab.bos_id, *vocab.encode_words(q.prompt)] for q in chunk]
         for ids in decode(
             model, family, prompts, length, pad_id=vocab.pad_id, eos_id=vocab.eos_id,
-            order=order, device=device,
+            order=order, device=device, reveal_order_attention=reveal_order_attention,
         ):
             preds.append(vocab.decode_ids(ids))
     return score(queries, preds, return_predictions=return_predictions)

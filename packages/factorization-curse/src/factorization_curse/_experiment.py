@@ -59,6 +59,7 @@ class RunConfig:
     d_model: int = 128
     n_heads: int = 4
     n_layers: int = 2
+    decoder_positions: bool = False  # PAST: learned decoder position embedding (not in the paper)
     # training
     steps: int = 1500
     batch_size: int = 64
@@ -189,14 +190,19 @@ def run_experiment(
     data = encode_sequences(vocab, seqs, length)
     mcfg = ModelConfig(
         family=family, vocab_size=len(vocab), max_len=length, d_model=cfg.d_model,
-        n_heads=cfg.n_heads, n_layers=cfg.n_layers, pad_id=vocab.pad_id, bos_id=vocab.bos_id,
+        n_heads=cfg.n_heads, n_layers=cfg.n_layers, decoder_positions=cfg.decoder_positions,
+        pad_id=vocab.pad_id, bos_id=vocab.bos_id,
         eos_id=vocab.eos_id, mask_id=vocab.mask_id,
     )
     model = build_model(mcfg).to(dev)
     curve_test = curve_subset(task.test, cfg.eval_max_queries, cfg.seed)
 
+    # PAST trained with AR/PLM saw query-specific (causal / permuted) masks: decode alike
+    roa = family == "past" and objective.kind in ("ar", "plm")
+
     def evaluate(m: torch.nn.Module) -> dict:
-        r = evaluate_queries(m, family, vocab, curve_test, length, order=cfg.decode, device=dev)
+        r = evaluate_queries(m, family, vocab, curve_test, length, order=cfg.decode, device=dev,
+                             reveal_order_attention=roa)
         return {k: v for k, v in r.items() if k.endswith(("accuracy", "incorrect_inference"))}
 
     history = train(
@@ -212,10 +218,11 @@ def run_experiment(
         for order in decodes:
             by_decode[order] = evaluate_queries(
                 model, family, vocab, task.test, length, order=order, device=dev,
-                return_predictions=(order == cfg.decode),
+                return_predictions=(order == cfg.decode), reveal_order_attention=roa,
             )
         main = by_decode[cfg.decode]
-        fit = evaluate_queries(model, family, vocab, task.train_queries[:200], length, order=cfg.decode, device=dev)
+        fit = evaluate_queries(model, family, vocab, task.train_queries[:200], length,
+                               order=cfg.decode, device=dev, reveal_order_attention=roa)
         metrics = {
             "task": task.name,
             "objective": cfg.objective,

@@ -33,6 +33,9 @@ class ModelConfig:
     n_layers: int = 2  # gpt2/bert layers; past: encoder layers and decoder layers each
     mlp_ratio: int = 4
     rope_base: float = 10000.0
+    # PAST only: add a learned absolute position embedding to the decoder input (the paper's
+    # decoder gets positions from RoPE alone; this variant learns much faster on small budgets)
+    decoder_positions: bool = False
     pad_id: int = 0
     bos_id: int = 2
     eos_id: int = 3
@@ -100,6 +103,7 @@ class PAST(nn.Module):
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.dec_in = nn.Parameter(torch.randn(cfg.d_model) * 0.02)
+        self.dec_pos = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.decoder_positions else None
         self.enc = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
         self.dec = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
         self.ln_enc, self.ln_f = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
@@ -129,6 +133,8 @@ class PAST(nn.Module):
             x = blk(x, None, allowed)
         mem = self.ln_enc(x)
         h = self.dec_in.expand(b, t, -1)
+        if self.dec_pos is not None:
+            h = h + self.dec_pos.weight[:t]
         for blk in self.dec:
             h = blk(h, mem, allowed)
         return self.ln_f(h) @ self.wte.weight.T

@@ -171,6 +171,15 @@ def train(
             if evaluate is not None and rank == 0:
                 record.update(evaluate(model))
             history.append(record)
+    if world > 1:  # DDP sanity check: every rank must end with rank 0's parameters
+        import torch.distributed as dist
+
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        ref = flat.clone()
+        dist.broadcast(ref, 0)
+        diff = (flat - ref).abs().max()
+        dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+        history[-1]["ddp_max_param_diff"] = diff.item()
     return history
 
 
