@@ -28,3 +28,18 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path):
     assert m["history"][-1]["ddp_max_param_diff"] == 0.0  # gradients were all-reduced
     assert m["history"][-1]["loss"] < m["history"][0]["loss"]
     assert 0 <= m["forward_accuracy"] <= 1 and 0 <= m["backward_accuracy"] <= 1
+
+
+def test_ar_shows_the_reversal_curse_on_retrieval(tmp_path):
+    """AR learns held-out forward queries but cannot answer backward ones ([FC] Table 1: 100/0)."""
+    import torch
+
+    from factorization_curse import RunConfig, run_experiment
+
+    torch.set_num_threads(2)
+    cfg = RunConfig(task="retrieval", objective="ar", n_items=60, entity_len=1, n_symbols=120,
+                    steps=300, batch_size=64, eval_every=300)
+    m = run_experiment(cfg, tmp_path / "ar", device="cpu", quiet=True)
+    assert m["forward_accuracy"] >= 0.9
+    assert m["backward_accuracy"] <= 0.05
+    assert m["train_query_backward_accuracy"] >= 0.9  # it memorised the trained backward queries

@@ -21,7 +21,7 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     out_dir.mkdir(parents=True, exist_ok=True)
     if quick:  # about 2 minutes on a (shared) 2-core CPU: small task, few steps
         torch.set_num_threads(2)
-        over = dict(n_items=80, n_symbols=40, steps=REPRO_QUICK_STEPS, eval_every=REPRO_QUICK_STEPS // 6)
+        over = dict(n_items=60, n_symbols=120, steps=REPRO_QUICK_STEPS, eval_every=REPRO_QUICK_STEPS // 6)
     else:
         over = dict(eval_every=500)
     rows = []
@@ -60,4 +60,4 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     return "\n".join(lines) + "\n"
 
 
-REPRO_QUICK_STEPS = 600
+REPRO_QUICK_STEPS = 300
