@@ -1,0 +1,3 @@
+from factorization_curse._cli import main
+
+raise SystemExit(main())

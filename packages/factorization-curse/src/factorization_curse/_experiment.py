@@ -1,0 +1,275 @@
+"""One run = task + objective + model + training + evaluation, written to an output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+
+from factorization_curse._data import Vocab, encode_sequences, training_sequences
+from factorization_curse._decode import evaluate_queries
+from factorization_curse._models import ModelConfig, build_model, count_parameters
+from factorization_curse._objectives import LOSS_WEIGHTINGS, check_family, get_objective
+from factorization_curse._tasks import (
+    TASKS,
+    TaskData,
+    bios_task,
+    countries_task,
+    facts_task,
+    load_facts,
+    relationship_task,
+    retrieval_task,
+    star_graph_task,
+)
+from factorization_curse._train import (
+    TrainConfig,
+    dist_info,
+    maybe_init_distributed,
+    resolve_device,
+    save_checkpoint,
+    train,
+)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs; defaults are a CPU-laptop-sized retrieval run."""
+
+    task: str = "retrieval"
+    objective: str = "mlm-u"
+    family: str | None = None  # None: the objective's default (gpt2 / bert / past)
+    facts: str | None = None  # JSON-lines facts file (task "facts")
+    # task sizes
+    n_items: int = 200  # pairs / chains / people / training graphs / (ignored for facts)
+    entity_len: int = 2
+    n_symbols: int = 60
+    train_query_fraction: float = 0.5
+    bios_per_person: int = 2
+    star_degree: int = 2
+    star_path_len: int = 5
+    star_nodes: int = 20
+    star_test: int = 200
+    # model
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2
+    decoder_positions: bool = False  # PAST: learned decoder position embedding (not in the paper)
+    # training
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    loss_weighting: str = "token-mean"
+    eval_every: int = 0
+    eval_max_queries: int = 200  # per learning-curve evaluation
+    # evaluation
+    decode: str = "l2r"  # "l2r" | "confidence" (masked families)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        valid_tasks = (*TASKS, "facts")
+        if self.task not in valid_tasks:
+            raise ValueError(f"unknown task {self.task!r}; valid tasks: {', '.join(valid_tasks)}")
+        obj = get_objective(self.objective)
+        check_family(obj, self.resolved_family)
+        if self.task == "facts" and not self.facts:
+            raise ValueError("task 'facts' needs a facts file (--facts FILE.jsonl)")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"unknown loss_weighting {self.loss_weighting!r}; valid: {list(LOSS_WEIGHTINGS)}")
+        if self.decode not in ("l2r", "confidence"):
+            raise ValueError(f"unknown decode {self.decode!r}; valid: l2r, confidence")
+        if self.decode == "confidence" and self.resolved_family == "gpt2":
+            raise ValueError("decode 'confidence' needs a masked model family (bert or past)")
+
+    @property
+    def resolved_family(self) -> str:
+        return self.family or get_objective(self.objective).default_family
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+            warmup_fraction=self.warmup_fraction, grad_clip=self.grad_clip,
+            eval_every=self.eval_every, loss_weighting=self.loss_weighting,
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid: {sorted(known)}")
+        return cls(**d)
+
+    def updated(self, **kw: object) -> RunConfig:
+        return replace(self, **kw)
+
+
+def build_task(cfg: RunConfig) -> TaskData:
+    s, f = cfg.seed, cfg.train_query_fraction
+    if cfg.task == "retrieval":
+        return retrieval_task(cfg.n_items, cfg.entity_len, cfg.n_symbols, f, s)
+    if cfg.task == "relationship":
+        return relationship_task(cfg.n_items, cfg.entity_len, cfg.n_symbols, f, s)
+    if cfg.task == "bios":
+        return bios_task(cfg.n_items, cfg.bios_per_person, f, s)
+    if cfg.task == "star-graph":
+        return star_graph_task(cfg.star_degree, cfg.star_path_len, cfg.star_nodes, cfg.n_items, cfg.star_test, s)
+    if cfg.task == "countries":
+        return countries_task(f, s)
+    return facts_task(load_facts(cfg.facts), f, s, name=Path(cfg.facts).stem)
+
+
+def curve_subset(queries: list, n: int, seed: int) -> list:
+    """Up to n queries for learning curves, drawn per direction so both directions are present."""
+    import random
+
+    rng = random.Random(seed)
+    by_dir: dict[str, list] = {}
+    for q in queries:
+        by_dir.setdefault(q.direction, []).append(q)
+    per = max(1, n // max(1, len(by_dir)))
+    out = []
+    for qs in by_dir.values():
+        out += qs if len(qs) <= per else rng.sample(qs, per)
+    return out
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("factorization-curse", "torch", "transformers", "tokenizers", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _write_json(path: Path, obj: object) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def run_experiment(
+    cfg: RunConfig,
+    out: str | Path | None = None,
+    *,
+    device: str = "auto",
+    quiet: bool = False,
+    argv: list[str] | None = None,
+    final_decodes: tuple[str, ...] | None = None,
+) -> dict:
+    """Train and evaluate one configuration; write config, metrics, history and checkpoint to `out`.
+
+    Returns the metrics dict (forward/backward exact-match accuracy in [0, 1], per-token
+    accuracies, incorrect inference where defined, learning-curve history).
+    """
+    dev = resolve_device(device)
+    distributed = maybe_init_distributed(dev)
+    rank, world = dist_info()
+    if distributed and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    objective = get_objective(cfg.objective)
+    family = cfg.resolved_family
+    task = build_task(cfg)
+    seqs = training_sequences(task, objective.reversal)
+    vocab = Vocab.train(seqs + task.corpus())
+    length = max(len(s) for s in seqs + task.corpus()) + 2
+    data = encode_sequences(vocab, seqs, length)
+    mcfg = ModelConfig(
+        family=family, vocab_size=len(vocab), max_len=length, d_model=cfg.d_model,
+        n_heads=cfg.n_heads, n_layers=cfg.n_layers, decoder_positions=cfg.decoder_positions,
+        pad_id=vocab.pad_id, bos_id=vocab.bos_id,
+        eos_id=vocab.eos_id, mask_id=vocab.mask_id,
+    )
+    model = build_model(mcfg).to(dev)
+    curve_test = curve_subset(task.test, cfg.eval_max_queries, cfg.seed)
+
+    # PAST trained with AR/PLM saw query-specific (causal / permuted) masks: decode alike
+    roa = family == "past" and objective.kind in ("ar", "plm")
+
+    def evaluate(m: torch.nn.Module) -> dict:
+        r = evaluate_queries(m, family, vocab, curve_test, length, order=cfg.decode, device=dev,
+                             reveal_order_attention=roa)
+        return {k: v for k, v in r.items() if k.endswith(("accuracy", "incorrect_inference"))}
+
+    history = train(
+        model, family, objective, data, cfg.train_config(), pad_id=vocab.pad_id, seed=cfg.seed,
+        device=dev, evaluate=evaluate, progress=not quiet,
+    )
+    metrics: dict = {}
+    if rank == 0:
+        decodes = final_decodes or (
+            (cfg.decode,) if family == "gpt2" else tuple(dict.fromkeys((cfg.decode, "l2r", "confidence")))
+        )
+        by_decode = {}
+        for order in decodes:
+            by_decode[order] = evaluate_queries(
+                model, family, vocab, task.test, length, order=order, device=dev,
+                return_predictions=(order == cfg.decode), reveal_order_attention=roa,
+            )
+        main = by_decode[cfg.decode]
+        fit = evaluate_queries(model, family, vocab, task.train_queries[:200], length,
+                               order=cfg.decode, device=dev, reveal_order_attention=roa)
+        metrics = {
+            "task": task.name,
+            "objective": cfg.objective,
+            "family": family,
+            "decode": cfg.decode,
+            "forward_accuracy": main["forward_accuracy"],
+            "backward_accuracy": main["backward_accuracy"],
+            "forward_token_accuracy": main["forward_token_accuracy"],
+            "backward_token_accuracy": main["backward_token_accuracy"],
+            "incorrect_inference": main.get("incorrect_inference"),
+            "train_query_forward_accuracy": fit["forward_accuracy"],
+            "train_query_backward_accuracy": fit["backward_accuracy"],
+            "by_decode": {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} for k, v in by_decode.items()},
+            "n_test_forward": main["forward_count"],
+            "n_test_backward": main["backward_count"],
+            "n_train_sequences": int(data.shape[0]),
+            "sequence_length": length,
+            "vocab_size": len(vocab),
+            "n_parameters": count_parameters(model),
+            "steps": cfg.steps,
+            "world_size": world,
+            "device": str(dev),
+            "seconds": time.perf_counter() - t0,
+            "task_description": task.description,
+            "history": history,
+        }
+        if task.name == "star-graph":
+            metrics["note"] = "star graph: forward_accuracy = path exact match; no backward query (null)"
+        if out is not None:
+            out = Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            _write_json(out / "config.json", asdict(cfg))
+            _write_json(out / "run.json", {
+                "argv": argv if argv is not None else sys.argv, "seed": cfg.seed,
+                "versions": _versions(), "device": str(dev), "world_size": world,
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            })
+            save_checkpoint(model, out / "checkpoint", {"model": asdict(mcfg), "run": asdict(cfg)})
+            vocab.save(out / "checkpoint" / "tokenizer.json")
+            preds = by_decode[cfg.decode]["predictions"]
+            _write_json(out / "predictions.json", [
+                {"prompt": " ".join(q.prompt), "answer": " ".join(q.answer), "predicted": p,
+                 "direction": q.direction} for q, p in zip(task.test, preds)
+            ])
+            _write_json(out / "metrics.json", metrics)
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return metrics
