@@ -91,3 +91,40 @@ def test_spectral_training_gradient_matches_autograd_formula():
     ref = torch.nn.functional.linear(x, w / (sigma / 0.5), layer.bias.detach())
     ref.square().sum().backward()
     torch.testing.assert_close(fast_grad, w.grad)
+
+
+@pytest.mark.parametrize("kind", ["inf", "one-inf", "two-inf", "two"])  # "one" stays on autograd
+@pytest.mark.parametrize("always_norm", [False, True])
+def test_large_weight_path_matches_autograd_path(kind, always_norm, monkeypatch):
+    # Large weights take a hand-written backward; it must agree with plain autograd exactly.
+    import lipschitz_core._constraint as constraint_module
+
+    torch.manual_seed(0)
+    grads, outs = [], []
+    for threshold in (10**9, 1):  # autograd path, then the large-weight path
+        monkeypatch.setattr(constraint_module, "_LARGE_WEIGHT", threshold)
+        torch.manual_seed(1)
+        layer = LipschitzLinear(6, 5, kind=kind, lipschitz_const=0.7, always_norm=always_norm).double().train()
+        with torch.no_grad():
+            layer.weight.mul_(4)
+        x = torch.randn(4, 6, dtype=torch.float64)
+        out = layer(x)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append(layer.weight.grad.clone())
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_large_weight_gradcheck(monkeypatch):
+    import lipschitz_core._constraint as constraint_module
+
+    monkeypatch.setattr(constraint_module, "_LARGE_WEIGHT", 1)
+    for kind in ("inf", "one-inf", "two-inf"):
+        torch.manual_seed(0)
+        layer = LipschitzLinear(4, 3, kind=kind, lipschitz_const=0.8).double()
+        with torch.no_grad():
+            layer.weight.mul_(5)
+        x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+        constraint = layer.constraint
+        assert torch.autograd.gradcheck(lambda x, w, c=constraint: torch.nn.functional.linear(x, c(w)), (x, layer.weight))

@@ -23,6 +23,56 @@ def _check_finite(norms: Tensor, kind: str) -> None:
         )
 
 
+def _argmax_vector(weight: Tensor, kind: str) -> int | tuple[int, int]:
+    """Index of the row/column/entry that attains the operator norm (where its subgradient lives)."""
+    if kind == "inf":
+        return int(torch.linalg.vector_norm(weight, ord=1, dim=1).argmax())
+    if kind == "two-inf":
+        return int(torch.linalg.vector_norm(weight, ord=2, dim=1).argmax())
+    flat = int(weight.abs().argmax())  # one-inf
+    return divmod(flat, weight.shape[1])
+
+
+class _NormScale(torch.autograd.Function):
+    """W -> W / d with d = n(W) / c (the active branch), gradient through n(W) written out.
+
+    Used for large weights. Autograd through ``abs -> sum -> amax -> div`` makes about seven
+    full passes over W per step (abs, its backward, the broadcast of the amax gradient, ...),
+    although the subgradient of n(W) lives on one row/column/entry (or is u v^T for the
+    spectral norm). Written out, the backward pass is ``G / d - <G, W> / (d^2 c) * dn/dW``: two
+    passes. For small weights the Python overhead of a custom Function costs more than it
+    saves, so they keep plain autograd (measured: tools/bench/lipschitz_layers.py).
+    """
+
+    @staticmethod
+    def forward(ctx, weight, d, c, kind, u, v, norm):  # type: ignore[override]
+        ctx.save_for_backward(weight, u, v)
+        ctx.d, ctx.c, ctx.kind, ctx.norm = d, c, kind, norm
+        return weight * (1.0 / d)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):  # type: ignore[override]
+        weight, u, v = ctx.saved_tensors
+        d, c, kind = ctx.d, ctx.c, ctx.kind
+        grad = grad_out * (1.0 / d)
+        coef = torch.dot(grad_out.reshape(-1), weight.reshape(-1))
+        scale = -1.0 / (d * d * c)
+        if kind == "two":
+            grad.addcmul_(u.unsqueeze(1), v.unsqueeze(0) * coef, value=scale)
+            return grad, None, None, None, None, None, None
+        index = _argmax_vector(weight, kind)
+        if kind in ("inf", "one-inf"):
+            grad[index].addcmul_(weight[index].sign(), coef, value=scale)
+        else:  # two-inf: d ||w_i|| / d w_i = w_i / ||w_i||
+            grad[index].addcmul_(weight[index], coef, value=scale / ctx.norm)
+        return grad, None, None, None, None, None, None
+
+
+# Weights with at least this many entries take the hand-written backward (_NormScale).
+_LARGE_WEIGHT = 65536
+
+
 class OperatorNormConstraint(nn.Module):
     """Parametrization that bounds the operator norm ``kind`` of a weight by ``max_norm``.
 
@@ -93,6 +143,36 @@ class OperatorNormConstraint(nn.Module):
             return vector_norms(weight, self.kind)
         return operator_norm(weight, self.kind)
 
+    def _large_forward(self, weight: Tensor) -> Tensor:
+        """Like :meth:`_scalar_forward`, with the norm computed without autograd and _NormScale's backward."""
+        kind = self.kind
+        u = v = None
+        with torch.no_grad():
+            if kind == "two":
+                v = weight.t().mv(self._u)
+                v = v / torch.linalg.vector_norm(v).clamp_min(self.eps)
+                wv = weight.mv(v)
+                norm_t = torch.linalg.vector_norm(wv)
+            elif kind == "inf":
+                norm_t = torch.linalg.vector_norm(weight, ord=1, dim=1).amax()
+            elif kind == "one-inf":
+                norm_t = torch.linalg.vector_norm(weight, ord=float("inf"))
+            else:  # two-inf
+                norm_t = torch.linalg.vector_norm(weight, ord=2, dim=1).amax()
+        norm = norm_t.item()
+        if not math.isfinite(norm):
+            raise FloatingPointError(
+                f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
+                "check the learning rate and the inputs of the training step that produced it"
+            )
+        if kind == "two":
+            with torch.no_grad():
+                u = wv * (1.0 / max(norm, self.eps))
+            self._u, self._v = u, v  # fresh tensors: the backward pass keeps the ones it used
+        if norm <= self.eps or (not self.always_norm and norm <= self.max_norm):
+            return weight
+        return _NormScale.apply(weight, norm / self.max_norm, self.max_norm, kind, u, v, norm)
+
     def _scalar_forward(self, weight: Tensor) -> Tensor:
         """Operator-norm (non-vectorwise) normalization on the fewest kernels we found.
 
@@ -133,6 +213,9 @@ class OperatorNormConstraint(nn.Module):
     def forward(self, weight: Tensor) -> Tensor:
         fast = not self.vectorwise and not torch.compiler.is_compiling() and (self.kind != "two" or self.training)
         if fast and weight.dim() == 2:
+            # "one" reduces over columns (a strided pass) and measured slower on this path
+            if weight.numel() >= _LARGE_WEIGHT and self.kind != "one":
+                return self._large_forward(weight)
             return self._scalar_forward(weight)
         norms = self.norms(weight)
         _check_finite(norms, self.kind)
