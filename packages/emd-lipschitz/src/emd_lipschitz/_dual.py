@@ -162,7 +162,7 @@ class Ground:
     to every particle of the other side; the extended problem is balanced and its W1 is the EMD.
     """
 
-    def __init__(self, x: Tensor, a: Tensor, y: Tensor, b: Tensor, R: float | None, flat: bool) -> None:
+    def __init__(self, x: Tensor, a: Tensor, y: Tensor, b: Tensor, R: float | None, flat: bool, *, cache_entries: int = 4_000_000) -> None:
         self.x, self.y, self.R = x, y, R
         self.n, self.m = x.shape[0], y.shape[0]
         ta, tb = float(a.sum()), float(b.sum())
@@ -170,6 +170,10 @@ class Ground:
         self.vy = flat and tb < ta
         self.a = torch.cat([a, a.new_tensor([tb - ta])]) if self.vx else a
         self.b = torch.cat([b, b.new_tensor([ta - tb])]) if self.vy else b
+        # Small problems keep the whole cost matrix (every refinement pass reuses it).
+        self._full: Tensor | None = None
+        if self.n_ext * self.m_ext <= cache_entries:
+            self._full = self._rows(0, self.n_ext)
 
     @property
     def n_ext(self) -> int:
@@ -189,6 +193,11 @@ class Ground:
     def rows(self, start: int, stop: int) -> Tensor:
         """Cost rows ``[start, stop)`` of the extended problem (``[rows, m_ext]``, float64)."""
         stop = min(stop, self.n_ext)
+        if self._full is not None:
+            return self._full[start:stop]
+        return self._rows(start, stop)
+
+    def _rows(self, start: int, stop: int) -> Tensor:
         real = self.x[start : min(stop, self.n)]
         blocks = _pairwise_cost(real, self.y, self.R) if real.shape[0] else self.y.new_zeros(0, self.m)
         if self.vy:
@@ -199,6 +208,9 @@ class Ground:
         return blocks
 
     def chunks(self, chunk: int):
+        if self._full is not None:
+            yield 0, self._full
+            return
         rows = max(1, chunk // max(1, self.m_ext))
         for start in range(0, self.n_ext, rows):
             yield start, self.rows(start, start + rows)
