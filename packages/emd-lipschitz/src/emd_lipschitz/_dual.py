@@ -318,18 +318,27 @@ def semidual_refine(
     return best_value, best_f, best_g, eps
 
 
-def transport_plan_cost(ground: Ground, g: Tensor, x: Tensor, y: Tensor, eps: float) -> Tensor:
+def transport_plan_cost(ground: Ground, g: Tensor, x: Tensor, y: Tensor, eps: float, *, balance_iters: int = 50) -> Tensor:
     """``sum_ij pi_ij ||x_i - y_j|| / R`` over real pairs with the plan ``pi`` held fixed.
 
-    ``pi_ij = a_i softmax_j((g_j - c_ij)/eps)`` (the semi-dual's plan; eps -> 0 gives the
-    c-transform's argmax). Differentiable in x and y (which may carry autograd graphs): by the
-    envelope theorem its gradient is the gradient of the transport cost. Dense: n*m memory.
+    ``pi`` is the entropic plan at ``eps`` of the potentials ``g``: rows from the semi-dual
+    (``a_i softmax_j((g_j - c_ij)/eps)``), then ``balance_iters`` log-domain Sinkhorn sweeps so
+    the columns match ``b`` too (the row-only plan can split a shared target between sources in
+    the wrong proportions). Differentiable in x and y: by the envelope theorem its gradient is the
+    gradient of the transport cost. Dense: n*m memory.
     """
     c = _pairwise_cost(x, y, ground.R)
     with torch.no_grad():
         eps = max(eps, 1e-12)
         full = ground.rows(0, ground.n_ext)
-        s = (g.detach()[None, :] - full) / eps
-        p = torch.softmax(s, 1) * ground.a[:, None]
+        log_a = ground.a.clamp_min(1e-300).log()
+        log_b = ground.b.clamp_min(1e-300).log()
+        g = g.detach().clone()
+        f = eps * torch.logsumexp((g[None, :] - full) / eps, 1) - eps * log_a
+        for _ in range(balance_iters):
+            g = -eps * torch.logsumexp((-f[:, None] - full) / eps, 0) + eps * log_b
+            f = eps * torch.logsumexp((g[None, :] - full) / eps, 1) - eps * log_a
+        p = torch.exp((g[None, :] - f[:, None] - full) / eps)
+        p = p * (ground.a > 0)[:, None]
         p = p[: ground.n, : ground.m]
     return (p.to(c.dtype) * c).sum()

@@ -19,6 +19,7 @@ from emd_lipschitz._dual import (
     train_critic,
     transport_plan_cost,
 )
+from emd_lipschitz._optim import intra_op_threads
 from emd_lipschitz._validate import as_points, as_weights, check_radius, check_same_dim
 
 REFINE_MODES = ("semidual", "ctransform", "none")
@@ -40,11 +41,15 @@ class Critic(nn.Module):
         self.flat = bool(flat)
 
     def forward(self, points: Tensor) -> Tensor:
-        """``[n, d] -> [n]``."""
+        """``[n, d] -> [n, 1]`` (the module convention of lipschitz-core; see :meth:`potential`)."""
         dtype = next(self.mlp.parameters()).dtype
         z = (points.to(dtype) - self.centre.to(dtype)) / self.scale
-        f = self.mlp(z).squeeze(-1) * (self.scale / (1.0 if self.R is None else self.R))
+        f = self.mlp(z) * (self.scale / (1.0 if self.R is None else self.R))
         return f.clamp(-1.0, 1.0) if self.flat else f
+
+    def potential(self, points: Tensor) -> Tensor:
+        """The Kantorovich potential at ``points``: ``[n, d] -> [n]``."""
+        return self.forward(points).squeeze(-1)
 
     def lipschitz_certificate(self, p_in: float) -> tuple[float, float]:
         """For ``lipschitz_core.lipschitz_bound(critic, "two-inf")``: the bound of f in l2."""
@@ -115,6 +120,7 @@ def estimate_emd(
     seed: int = 0,
     device: str | torch.device = "cpu",
     balance_rtol: float = 1e-9,
+    num_threads: int | None = 1,
 ) -> EMDResult:
     """The Energy Mover's Distance between weighted clouds (x, a) and (y, b) via the KR dual.
 
@@ -130,8 +136,15 @@ def estimate_emd(
     [-1, 1]. Weights ``None`` mean uniform 1/n.
 
     Raises ``ValueError`` for empty clouds, NaN/inf coordinates, negative or all-zero weights,
-    mismatched dimensions, or unequal totals without R.
+    mismatched dimensions, or unequal totals without R. ``num_threads`` sets torch's intra-op
+    threads for the call (restored afterwards; ``None`` keeps the current setting).
     """
+    with intra_op_threads(num_threads):
+        return _estimate_emd(x, a, y, b, R=R, config=config, refine=refine, refine_iters=refine_iters, seed=seed,
+                             device=device, balance_rtol=balance_rtol)
+
+
+def _estimate_emd(x, a, y, b, *, R, config, refine, refine_iters, seed, device, balance_rtol) -> EMDResult:
     if y is None:
         raise ValueError("estimate_emd needs two clouds: estimate_emd(x, a, y, b)")
     if refine not in REFINE_MODES:
@@ -154,8 +167,8 @@ def estimate_emd(
     critic = Critic(critic_net.event_mlp(0).cpu(), centre[0, 0], float(scale[0]), radius, flat)
     bound = critic_net.certified_bound(0)
     with torch.no_grad():
-        fx = critic(x64)
-        fy = critic(y64)
+        fx = critic.potential(x64)
+        fy = critic.potential(y64)
     critic_value = float((b64 * fy).sum() - (a64 * fx).sum())
     ground = Ground(x64, a64, y64, b64, radius, flat)
     f, g = ground.extend_x(fx), ground.extend_y(fy)
@@ -198,7 +211,7 @@ def _differentiable_value(value: float, ground: Ground, f: Tensor, g: Tensor, cr
         if use_plan:
             cost = transport_plan_cost(ground, g, x, y, eps)
         else:
-            cost = (b.detach() * critic(y)).sum() - (a.detach() * critic(x)).sum()
+            cost = (b.detach() * critic.potential(y)).sum() - (a.detach() * critic.potential(x)).sum()
         out = out + (cost - cost.detach()).to(dtype)
     return out
 

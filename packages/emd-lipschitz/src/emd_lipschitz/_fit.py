@@ -26,7 +26,7 @@ from emd_lipschitz._dual import (
     train_critic,
     transport_plan_cost,
 )
-from emd_lipschitz._optim import Adam
+from emd_lipschitz._optim import Adam, intra_op_threads
 from emd_lipschitz._shapes import Shape
 from emd_lipschitz._validate import as_points, as_weights
 
@@ -60,6 +60,7 @@ class FitConfig:
         critic: critic settings ("accurate": cold start once, then ``critic.warm_steps`` per shape step).
         refine_iters: L-BFGS iterations of the semi-dual per shape step ("accurate").
         step_eps_fractions: eps schedule per shape step (warm-started, so it starts small).
+        balance_iters: Sinkhorn sweeps that balance the plan behind the shape gradient ("accurate").
         final_refine_iters: iterations for the reported value at the end (all modes).
         compute_exact: also compute POT's exact EMD at the final parameters.
         paper: settings of the "paper" mode.
@@ -71,6 +72,7 @@ class FitConfig:
     critic: CriticConfig = field(default_factory=lambda: CriticConfig(hidden=32, depth=3, steps=200, warm_steps=1))
     refine_iters: int = 8
     step_eps_fractions: tuple[float, ...] = (3e-4,)
+    balance_iters: int = 20
     final_refine_iters: int = 150
     compute_exact: bool = True
     paper: PaperSettings = field(default_factory=PaperSettings)
@@ -170,6 +172,7 @@ def fit_shape(
     init: Tensor | None = None,
     seed: int = 0,
     progress: bool = False,
+    num_threads: int | None = 1,
 ) -> FitResult:
     """Fit ``shape`` to each event (a batch of B events) by minimizing the EMD.
 
@@ -185,8 +188,14 @@ def fit_shape(
     * ``"exact"``: Adam on POT's differentiable ``ot.emd2`` (the exact-transport baseline).
 
     Event weights are kept as given; the shape's weights (summing to 1) are scaled to each
-    event's total, so the EMD is W1 in the event's units.
+    event's total, so the EMD is W1 in the event's units. ``num_threads``: torch intra-op
+    threads during the fit (restored afterwards).
     """
+    with intra_op_threads(num_threads):
+        return _fit_shape(events, shape, config=config, init=init, seed=seed, progress=progress)
+
+
+def _fit_shape(events, shape, *, config, init, seed, progress) -> FitResult:
     config = config or FitConfig()
     evs = as_events(events)
     if not isinstance(shape, Shape):
@@ -307,7 +316,7 @@ def _fit_accurate(evs, shape, params0, totals, config, generator, bar):
                 start_g = g_prev[i]
             value, f, g, eps = semidual_refine(ground, start_g, iters=config.refine_iters, eps_fractions=config.step_eps_fractions)
             g_prev[i] = g
-            cost = transport_plan_cost(ground, g, x, y, eps)
+            cost = transport_plan_cost(ground, g, x, y, eps, balance_iters=config.balance_iters)
             loss = loss + (cost - cost.detach()) + ((b - b.detach()) * g).sum()
             values.append(value)
         opt.zero_grad()
