@@ -35,11 +35,11 @@ class CriticConfig:
         dtype: training precision (the reported value is always recomputed in float64).
     """
 
-    hidden: int = 64
+    hidden: int = 32
     depth: int = 3
     group_size: int = 2
     always_norm: bool = True
-    steps: int = 800
+    steps: int = 300
     warm_steps: int = 60
     lr: float = 1e-2
     final_lr_fraction: float = 0.02
