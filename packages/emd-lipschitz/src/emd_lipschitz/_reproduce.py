@@ -137,9 +137,11 @@ def _figures(out_dir: Path, panels, clus, truth_k) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
     for ax, (title, (x, a), shape, res) in zip(np.atleast_1d(axes), panels):
         points, weights = shape(res.params[:1])
-        ax.scatter(x[:, 0], x[:, 1], s=600 * a / a.max() * 0.05 + 2, c="tab:blue", alpha=0.6, label="event")
+        big = 8 if len(x) < 50 else 1
+        ax.scatter(x[:, 0], x[:, 1], s=big * (3 + 12 * a / a.max()), c="tab:blue", alpha=0.6, label="event")
         w = weights[0].numpy()
-        ax.scatter(points[0, :, 0], points[0, :, 1], s=4 + 60 * w / w.max(), c="tab:red", alpha=0.7, label="fitted shape")
+        small = 8 if len(w) < 50 else 1
+        ax.scatter(points[0, :, 0], points[0, :, 1], s=small * (1 + 6 * w / w.max()), c="tab:red", alpha=0.7, label="fitted shape")
         ax.set_title(f"{title}\nreported {res.emd[0]:.4f}, exact {res.exact[0]:.4f}", fontsize=9)
         ax.set_aspect("equal")
     np.atleast_1d(axes)[0].legend(fontsize=8)
