@@ -94,7 +94,11 @@ def _reproduce(out_dir: Path, *, quick: bool, seed: int, quiet: bool) -> str:
     clus = cluster_events(events, (2, 3, 4, 5, 6), config=FitConfig(mode="accurate", steps=40 if quick else 100, lr=0.02), seed=seed,
                           progress=not quiet)
 
-    _figures(out_dir, panels, clus, truth_k)
+    try:
+        _figures(out_dir, panels, clus, truth_k)
+        figures = ["![fitted shapes](emd-lipschitz/fits.png)", "", "![EMD curves](emd-lipschitz/emd_curves.png)"]
+    except ImportError:  # matplotlib is the optional extra emd-lipschitz[plot]
+        figures = ["(figures skipped: matplotlib is not installed; `pip install emd-lipschitz[plot]`)"]
     table = ["| experiment | mode | steps | critic alone | reported | exact EMD (POT) | reported vs exact |", "|---|---|---|---|---|---|---|"]
     summary = []
     for name, mode, steps, res in rows:
@@ -119,9 +123,7 @@ def _reproduce(out_dir: Path, *, quick: bool, seed: int, quiet: bool) -> str:
         f"Subjet clustering (10 particles per cluster, sigma 0.1): k chosen from the equal-weight EMD curve was right in "
         f"{correct}/{len(truth_k)} events (true k {truth_k}, chosen {clus.k.tolist()}).",
         "",
-        "![fitted shapes](emd-lipschitz/fits.png)",
-        "",
-        "![EMD curves](emd-lipschitz/emd_curves.png)",
+        *figures,
         "",
         f"{'Quick' if quick else 'Full'} run, seed {seed}, {seconds:.0f} s.",
         "",
