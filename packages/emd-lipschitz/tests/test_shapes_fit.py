@@ -140,16 +140,16 @@ def test_exact_emd_reference_matches_closed_form():
 @pytest.mark.slow
 def test_accurate_fit_matches_the_exact_gradient_fit_on_noisy_rings():
     rng = np.random.default_rng(4)
-    events = [_ring_event(rng, m=100, r=rng.uniform(0.15, 0.4), centre=tuple(rng.uniform(-0.2, 0.2, 2)), noise=0.02) for _ in range(3)]
+    events = [_ring_event(rng, m=100, r=rng.uniform(0.15, 0.4), centre=tuple(rng.uniform(-0.2, 0.2, 2)), noise=0.02) for _ in range(2)]
     exact = fit_shape(events, Ring(200), config=FitConfig(mode="exact", steps=300))
     accurate = fit_shape(events, Ring(200), config=FitConfig(mode="accurate", steps=300))
     # The reported value is the exact EMD at the fitted parameters (certified, from below) ...
     assert np.all(accurate.emd <= accurate.exact * (1 + 1e-9))
     assert np.allclose(accurate.emd, accurate.exact, rtol=1e-3)
-    # ... and the fit lands at the exact-gradient optimum up to the optimizer's noise: final exact
-    # EMD within 10% and centre / log-radius within 0.03 (the 1% target is tracked in tools/bench).
-    assert np.all(accurate.exact <= exact.exact * 1.10)
-    assert float((accurate.params - exact.params).abs().max()) < 0.03
+    # ... and the fit lands at the exact-gradient optimum: final exact EMD within 1%, centre and
+    # log-radius within 0.02 (with 8 semi-dual iterations per step instead of 30 it ended 4% high).
+    assert np.all(accurate.exact <= exact.exact * 1.01)
+    assert float((accurate.params - exact.params).abs().max()) < 0.02
 
 
 @pytest.mark.slow
