@@ -70,9 +70,9 @@ class FitConfig:
     steps: int = 300
     lr: float = 0.01
     critic: CriticConfig = field(default_factory=lambda: CriticConfig(hidden=32, depth=3, steps=200, warm_steps=1))
-    refine_iters: int = 30
+    refine_iters: int = 8
     step_eps_fractions: tuple[float, ...] = (3e-4,)
-    balance_iters: int = 60
+    balance_iters: int = 20
     final_refine_iters: int = 150
     compute_exact: bool = True
     paper: PaperSettings = field(default_factory=PaperSettings)
