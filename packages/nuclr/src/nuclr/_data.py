@@ -261,7 +261,12 @@ def derive_observables(
         raise ValueError(f"z, n and mass excess must be 1-D of one length, got {z.shape}, {n.shape}, {delta.shape}")
     measured = np.ones(z.shape, bool) if mass_measured is None else np.asarray(mass_measured, bool)
     unc = np.zeros(z.shape) if mass_excess_unc_kev is None else np.asarray(mass_excess_unc_kev, float)
-    index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(z, n))}
+    if z.size and (z.min() < 0 or n.min() < 0):
+        raise ValueError("z and n must be non-negative")
+    # dense (Z, N) -> row index grid (-1 = absent), padded so partner offsets never go out of range
+    pad = 3
+    grid = np.full((int(z.max(initial=0)) + 2 * pad + 1, int(n.max(initial=0)) + 2 * pad + 1), -1, dtype=np.int64)
+    grid[z + pad, n + pad] = np.arange(z.size)
     out: dict[str, np.ndarray] = {}
     b = z * MASS_EXCESS_HYDROGEN_KEV + n * MASS_EXCESS_NEUTRON_KEV - delta
     out["binding_energy_kev"] = b
@@ -269,24 +274,22 @@ def derive_observables(
     out["binding_energy_unc"] = unc.copy()
     out["binding_energy_per_nucleon_kev"] = b / (z + n)
     for name, (terms, const) in _DERIVED.items():
-        value = np.full(z.shape, np.nan)
-        meas = np.zeros(z.shape, bool)
-        var = np.full(z.shape, np.nan)
-        for i in range(z.size):
-            total, ok, v2 = const, True, 0.0
-            for dz, dn, coef in terms:
-                j = index.get((int(z[i]) + dz, int(n[i]) + dn))
-                if j is None:
-                    break
-                total += coef * delta[j]
-                ok = ok and bool(measured[j])
-                v2 += unc[j] ** 2
-            else:
-                value[i], meas[i], var[i] = total, ok, v2
+        value = np.full(z.size, float(const))
+        meas = np.ones(z.size, bool)
+        var = np.zeros(z.size)
+        present = np.ones(z.size, bool)
+        for dz, dn, coef in terms:
+            j = grid[z + dz + pad, n + dn + pad]
+            ok = j >= 0
+            present &= ok
+            jj = np.where(ok, j, 0)
+            value += coef * delta[jj]
+            meas &= measured[jj]
+            var += unc[jj] ** 2
         stem = name.removesuffix("_kev")
-        out[name] = value
-        out[f"{stem}_measured"] = meas
-        out[f"{stem}_unc"] = np.sqrt(var)
+        out[name] = np.where(present, value, np.nan)
+        out[f"{stem}_measured"] = meas & present
+        out[f"{stem}_unc"] = np.where(present, np.sqrt(var), np.nan)
     return out
 
 

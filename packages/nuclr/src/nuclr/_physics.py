@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -40,22 +41,28 @@ class TheoryTable:
     n: np.ndarray
     mass_excess_kev: np.ndarray
     charge_radius_fm: np.ndarray
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def observables(self) -> dict[str, np.ndarray]:
-        """Binding energy, S and Q values of the table's own masses (keV)."""
-        return derive_observables(self.z, self.n, self.mass_excess_kev)
+        """Binding energy, S and Q values of the table's own masses (keV); computed once."""
+        if "obs" not in self._cache:
+            self._cache["obs"] = derive_observables(self.z, self.n, self.mass_excess_kev)
+        return self._cache["obs"]
 
     def lookup(self, z: np.ndarray, n: np.ndarray, column: str) -> np.ndarray:
         """Values of ``column`` (an observable or ``charge_radius_fm``) at (z, n); NaN if absent."""
         values = self.charge_radius_fm if column == "charge_radius_fm" else self.observables()[column]
-        index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(self.z, self.n))}
-        pos = np.array([index.get((int(a), int(b)), -1) for a, b in zip(z, n)])
+        if "index" not in self._cache:
+            self._cache["index"] = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(self.z, self.n))}
+        index = self._cache["index"]
+        pos = np.array([index.get((int(a), int(b)), -1) for a, b in zip(z, n)], dtype=np.int64)
         out = np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
         return out.astype(np.float64)
 
 
+@lru_cache(maxsize=32)
 def read_theory_table(name: str) -> TheoryTable:
-    """Read one of :data:`THEORY_TABLES` from nucleardatapy's files (CR line endings handled)."""
+    """Read one of :data:`THEORY_TABLES` from nucleardatapy's files (CR line endings handled; cached)."""
     if name not in THEORY_TABLES:
         raise ValueError(f"unknown theory table {name!r}; expected one of {sorted(THEORY_TABLES)}")
     fname, mcol, rcol = THEORY_TABLES[name]
