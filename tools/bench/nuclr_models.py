@@ -149,14 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         ("nucleus-kfold", "nucleus-kfold", base),
         ("ame2016-to-2020", "ame2016-to-2020", base),
         (f"nucleus-kfold, residual to {args.residual_table}", "nucleus-kfold", replace(base, residual_table=args.residual_table)),
-        ("random (leaky)", "random", base),
         ("ame2016-to-2020, lipschitz body", "ame2016-to-2020", replace(base, body="lipschitz")),
+        ("random (leaky)", "random", base),
         (f"ame2016-to-2020, residual to {args.residual_table}", "ame2016-to-2020", replace(base, residual_table=args.residual_table)),
     ]
     per_fold = None
     for name, protocol, cfg in plan:
         elapsed = time.perf_counter() - start
         n_folds = 1 if protocol == "ame2016-to-2020" else (args.folds or args.k)
+        if protocol == "random" or cfg.residual_table:
+            n_folds = min(n_folds, 2)
         if args.workers > 1:
             n_folds = 1 if n_folds <= args.workers else 2
         if per_fold is not None and elapsed + per_fold * n_folds > args.time_budget:
@@ -165,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         folds = 1 if protocol == "ame2016-to-2020" else args.folds
-        if protocol == "random":  # the leaky protocol is shown for comparison: two of its k folds suffice
-            folds = min(2, folds or args.k)
+        if protocol == "random" or cfg.residual_table:  # comparisons: two of the k folds
+            folds = min(2, folds or args.k) if protocol != "ame2016-to-2020" else 1
         res = evaluate(protocol, cfg, k=args.k, folds_to_run=folds, seed=args.seed, device=args.device,
                        extra_tables=extra, workers=args.workers)
         res.pop("_models")

@@ -86,8 +86,26 @@ def per_task_rms(rows: TaskRows, pred: np.ndarray) -> dict[str, dict[str, float]
     return res
 
 
+def drop_unseen(split: Split) -> Split:
+    """Remove test rows whose Z or N never occurs in the training rows.
+
+    An embedding row that no training example touches keeps its random initialisation, so such a
+    prediction is meaningless (NuCLR v1 resampled its folds until every Z and N was in training).
+    The number of removed test nuclei is recorded in ``split.extra["n_unseen_test_nuclei"]``.
+    """
+    zs, ns = set(split.train.z.tolist()), set(split.train.n.tolist())
+    seen = np.array([(a in zs) and (b in ns) for a, b in zip(split.test.z.tolist(), split.test.n.tolist())], bool)
+    extra = dict(split.extra)
+    extra["n_unseen_test_nuclei"] = int(np.unique(split.test.nucleus_id[~seen]).size)
+    return Split(split.train, split.test.subset(seen), split.name, extra)
+
+
 def make_splits(protocol: str, config: TrainConfig, *, k: int, seed: int, test_frac: float = 0.2) -> list[Split]:
-    """Train/test splits of a protocol; ``k`` folds (random: per-row folds; nucleus-kfold: per nucleus)."""
+    """Train/test splits of a protocol; ``k`` folds (random: per-row folds; nucleus-kfold: per nucleus).
+
+    Test rows of nuclei whose Z or N value is absent from the training rows are removed
+    (:func:`drop_unseen`) and counted.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     kw = dict(min_z=config.min_z, min_n=config.min_n, measured_only=config.measured_only,
@@ -99,8 +117,8 @@ def make_splits(protocol: str, config: TrainConfig, *, k: int, seed: int, test_f
         f16 = ground_states(2016, radii=False)
         known = set(zip(f16.z[f16.mass_measured].tolist(), f16.n[f16.mass_measured].tolist()))
         is_new = np.array([(int(a), int(b)) not in known for a, b in zip(new.z, new.n)])
-        return [Split(old, new.subset(is_new), "ame2016-to-2020",
-                      {"n_new_nuclei": int(np.unique(new.nucleus_id[is_new]).size)})]
+        return [drop_unseen(Split(old, new.subset(is_new), "ame2016-to-2020",
+                                  {"n_new_nuclei": int(np.unique(new.nucleus_id[is_new]).size)}))]
     rows = build_rows(ground_states(2020), config.tasks, **kw)
     if protocol == "random":
         fold = rng.permutation(np.arange(len(rows)) % k)
@@ -108,7 +126,7 @@ def make_splits(protocol: str, config: TrainConfig, *, k: int, seed: int, test_f
         nuclei = np.unique(rows.nucleus_id)
         fold_of = dict(zip(rng.permutation(nuclei).tolist(), np.arange(nuclei.size) % k))
         fold = np.array([fold_of[i] for i in rows.nucleus_id.tolist()])
-    return [Split(rows.subset(fold != f), rows.subset(fold == f), f"{protocol}-fold{f}") for f in range(k)]
+    return [drop_unseen(Split(rows.subset(fold != f), rows.subset(fold == f), f"{protocol}-fold{f}")) for f in range(k)]
 
 
 def _fit_predict(split: Split, config: TrainConfig, seed: int, device: str, quiet: bool) -> np.ndarray:
