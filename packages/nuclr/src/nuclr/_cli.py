@@ -1,0 +1,240 @@
+"""Console script ``nuclr``: train, evaluate, predict, baselines, interpret."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("nuclr", "lipschitz-core", "torch", "numpy", "nucleardatapy", "safetensors", "scikit-learn", "gplearn"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def write_run_info(out: Path, config: object, argv: list[str], seed: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"argv": argv, "seed": seed, "versions": _versions(),
+            "config": config.to_dict() if hasattr(config, "to_dict") else config}
+    tmp = out / "run.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, out / "run.json")
+
+
+def _common(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--out", type=Path, default=Path(out_default), help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="JSON file with TrainConfig fields")
+    p.add_argument("--quick", action="store_true", help="small config (fewer epochs, narrower) for a smoke run")
+    p.add_argument("--epochs", type=int, default=None, help="override TrainConfig.epochs (default 200)")
+    p.add_argument("--width", type=int, default=None, help="override TrainConfig.width (default 128)")
+    p.add_argument("--depth", type=int, default=None, help="override TrainConfig.depth (default 2)")
+    p.add_argument("--body", choices=["residual", "lipschitz"], default=None, help="network body (default residual)")
+    p.add_argument("--lipschitz-const", type=float, default=None, help="bound of the lipschitz body (default 20)")
+    p.add_argument("--residual-table", default=None,
+                   help="learn the correction to this theory table (e.g. WS3, FRDM1995); default: SEMF prior")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 is fastest on a busy shared 2-core machine)")
+
+
+def _resolve_config(args: argparse.Namespace):
+    from nuclr._train import TrainConfig, quick_config
+
+    config = TrainConfig()
+    if args.config is not None:
+        try:
+            config = TrainConfig.from_dict(json.loads(args.config.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"error: cannot read --config {args.config}: {exc}") from exc
+    if args.quick:
+        config = quick_config(config)
+    over = {"epochs": args.epochs, "width": args.width, "depth": args.depth, "body": args.body,
+            "lipschitz_const": args.lipschitz_const, "residual_table": args.residual_table}
+    over = {k: v for k, v in over.items() if v is not None}
+    return replace(config, **over) if over else config
+
+
+def _setup(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads < 1:
+        raise SystemExit("error: --threads must be >= 1")
+    torch.set_num_threads(args.threads)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _setup(args)
+    from nuclr._data import ground_states
+    from nuclr._dataset import build_rows
+    from nuclr._train import train
+
+    config = _resolve_config(args)
+    write_run_info(args.out, config, sys.argv, args.seed)
+    rows = build_rows(ground_states(2020), config.tasks, min_z=config.min_z, min_n=config.min_n,
+                      measured_only=config.measured_only, residual_table=config.residual_table)
+    model = train(rows, config, seed=args.seed, device=args.device, out_dir=args.out, resume=args.resume,
+                  quiet=args.quiet, checkpoint_every=args.checkpoint_every)
+    import numpy as np
+
+    pred = model.predict_rows(rows.z, rows.n, rows.task)
+    fit = {t: float(np.sqrt(np.mean((pred - rows.value)[rows.task == k] ** 2))) for k, t in enumerate(config.tasks)}
+    (args.out / "train_rms.json").write_text(json.dumps(fit, indent=2))
+    print(f"saved {args.out / 'model.safetensors'}; training-set RMS: "
+          + ", ".join(f"{t} {v:.4g}" for t, v in fit.items()))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    _setup(args)
+    from nuclr._evaluate import evaluate, metrics_markdown
+
+    config = _resolve_config(args)
+    if args.k < 2:
+        raise SystemExit("error: --k must be >= 2")
+    write_run_info(args.out, config, sys.argv, args.seed)
+    folds = args.folds if args.folds is not None else (1 if args.quick else None)
+    result = evaluate(args.protocol, config, k=args.k, folds_to_run=folds, seed=args.seed, device=args.device,
+                      quiet=args.quiet)
+    result.pop("_models")
+    md = metrics_markdown(result)
+    (args.out / "metrics.json").write_text(json.dumps(result, indent=2))
+    (args.out / "metrics.md").write_text(md + "\n")
+    print(md)
+    if "leakage_curve" in result:
+        print("\nleakage curve (held-out binding RMS vs other tasks of the nucleus in training):")
+        for c in result["leakage_curve"]:
+            print(f"  {c['other_tasks_in_train']:2d} other tasks: {c['binding_rms_kev']:8.0f} keV (n={c['n']})")
+    print(f"wrote {args.out / 'metrics.json'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nuclr._data import check_nucleus, ground_states, is_extrapolation
+    from nuclr._train import Trained
+
+    z, n = check_nucleus(args.z, args.n)
+    model = Trained.load(args.model, device="cpu")
+    cfg = model.model.config
+    if z > cfg.max_z or n > cfg.max_n:
+        raise SystemExit(f"error: the model covers Z <= {cfg.max_z}, N <= {cfg.max_n}; got Z={z}, N={n}")
+    table = ground_states(2020)
+    measured = set(zip(table.z[table.mass_measured].tolist(), table.n[table.mass_measured].tolist()))
+    pred = model.predict(z, n)
+    extrap = is_extrapolation(z, n, measured)
+    row = table[(table.z == z) & (table.n == n)]
+    from nuclr._dataset import TASK_COLUMNS
+
+    out = {"z": z, "n": n, "extrapolation": extrap, "predictions": {}}
+    for task, value in pred.items():
+        col, flag, unit = TASK_COLUMNS[task]
+        meas = None
+        if not row.empty and bool(row[flag].iloc[0]):
+            meas = float(row[col].iloc[0])
+        out["predictions"][task] = {"value": value, "unit": unit, "nubase2020_measured": meas}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"Z={z} N={n} A={z + n}" + ("  [EXTRAPOLATION: no measured neighbour]" if extrap else ""))
+    for task, d in out["predictions"].items():
+        m = "" if d["nubase2020_measured"] is None else f"   (NUBASE2020: {d['nubase2020_measured']:.4f})"
+        print(f"  {task:16s} {d['value']:14.4f} {d['unit']}{m}")
+    return 0
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from nuclr._baselines import baselines_table
+
+    result, md = baselines_table(min_z=args.min_z, min_n=args.min_n)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "baselines.json").write_text(json.dumps(result, indent=2))
+    (args.out / "baselines.md").write_text(md + "\n")
+    print(md)
+    return 0
+
+
+def cmd_interpret(args: argparse.Namespace) -> int:
+    _setup(args)
+    from nuclr._interpret import interpret
+    from nuclr._train import Trained
+
+    model = Trained.load(args.model, device="cpu")
+    write_run_info(args.out, {"model": str(args.model), "symbolic": not args.no_symbolic}, sys.argv, args.seed)
+    md = interpret(model, args.out, seed=args.seed, symbolic=not args.no_symbolic, quick=args.quick, quiet=args.quiet)
+    print(md)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nuclr", description="NuCLR nuclear co-learned representations on NUBASE2020 (offline data via nucleardatapy).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("train", help="train on all measured NUBASE2020 nuclei", formatter_class=fmt)
+    _common(p, "runs/nuclr")
+    _config_flags(p)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.* (same config)")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="save a resumable checkpoint every N steps (0: end only)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="one of the three protocols beside the physics models", formatter_class=fmt)
+    _common(p, "runs/nuclr-eval")
+    _config_flags(p)
+    p.add_argument("--protocol", choices=["random", "nucleus-kfold", "ame2016-to-2020"], required=True,
+                   help="random = per (nucleus, task) row split (leaky); nucleus-kfold = all tasks of a nucleus "
+                        "held out together; ame2016-to-2020 = train on NUBASE2016-measured, test on new in 2020")
+    p.add_argument("--k", type=int, default=5, help="number of folds (random, nucleus-kfold)")
+    p.add_argument("--folds", type=int, default=None, help="run only the first FOLDS folds (default: all; 1 with --quick)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict every task for one nucleus", formatter_class=fmt)
+    p.add_argument("--z", type=int, required=True, help="proton number Z")
+    p.add_argument("--n", type=int, required=True, help="neutron number N")
+    p.add_argument("--model", type=Path, default=Path("runs/nuclr"), help="folder written by `nuclr train`")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("baselines", help="RMS of the theory tables and the fitted SEMF against NUBASE2020", formatter_class=fmt)
+    p.add_argument("--out", type=Path, default=Path("runs/nuclr-baselines"), help="output folder")
+    p.add_argument("--min-z", type=int, default=8, help="smallest Z included")
+    p.add_argument("--min-n", type=int, default=8, help="smallest N included")
+    p.set_defaults(func=cmd_baselines)
+
+    p = sub.add_parser("interpret", help="PCA of embeddings/hidden layer, SEMF probes, symbolic regression", formatter_class=fmt)
+    _common(p, "runs/nuclr-interpret")
+    p.add_argument("--model", type=Path, default=Path("runs/nuclr"), help="folder written by `nuclr train`")
+    p.add_argument("--no-symbolic", action="store_true", help="skip the gplearn symbolic regression")
+    p.add_argument("--quick", action="store_true", help="smaller symbolic-regression search")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.set_defaults(func=cmd_interpret)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""Public data API: NUBASE ground states, charge radii and derived observables."""
+
+from nuclr._data import (
+    ATOMIC_MASS_UNIT_KEV,
+    DERIVED_QUANTITIES,
+    ELECTRON_MASS_KEV,
+    MASS_EXCESS_HELIUM4_KEV,
+    MASS_EXCESS_HYDROGEN_KEV,
+    MASS_EXCESS_NEUTRON_KEV,
+    NUBASE_YEARS,
+    NubaseTable,
+    NuclideError,
+    check_nucleus,
+    derive_observables,
+    ground_states,
+    is_extrapolation,
+    lookup,
+    nubase_path,
+    radii_path,
+    read_charge_radii,
+    read_nubase,
+)
+
+__all__ = [
+    "ATOMIC_MASS_UNIT_KEV",
+    "DERIVED_QUANTITIES",
+    "ELECTRON_MASS_KEV",
+    "MASS_EXCESS_HELIUM4_KEV",
+    "MASS_EXCESS_HYDROGEN_KEV",
+    "MASS_EXCESS_NEUTRON_KEV",
+    "NUBASE_YEARS",
+    "NubaseTable",
+    "NuclideError",
+    "check_nucleus",
+    "derive_observables",
+    "ground_states",
+    "is_extrapolation",
+    "lookup",
+    "nubase_path",
+    "radii_path",
+    "read_charge_radii",
+    "read_nubase",
+]

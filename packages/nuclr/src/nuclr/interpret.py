@@ -1,0 +1,21 @@
+"""Public interpretability API."""
+
+from nuclr._interpret import (
+    compact_formula,
+    embedding_pca,
+    hidden_features,
+    interpret,
+    shell_features,
+    symbolic_components,
+    term_library,
+)
+
+__all__ = [
+    "compact_formula",
+    "embedding_pca",
+    "hidden_features",
+    "interpret",
+    "shell_features",
+    "symbolic_components",
+    "term_library",
+]
