@@ -36,6 +36,10 @@ def _overhead(widths: tuple[int, ...], batch: int, repeats: int) -> list[dict[st
         for kind in KINDS:
             layers = {"linear": nn.Linear(width, width), "ours": LipschitzLinear(width, width, kind=kind)}
             samples: dict[str, list[float]] = {k: [] for k in layers}
+            for layer in layers.values():  # warm-up: first calls pay for allocation and dispatch caches
+                for _ in range(20):
+                    layer.zero_grad(set_to_none=True)
+                    layer(x).sum().backward()
             for _ in range(repeats):
                 for name, layer in layers.items():
                     start = time.perf_counter()
@@ -67,7 +71,12 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
             rows.append({"norm": norm, "depth": depth, "requested": constant, "certified": bound, "estimate": estimate, "frozen_certified": frozen_bound})
             if not quiet:
                 print(f"  {norm:8s} depth {depth}: certified {bound:.4f}, empirical {estimate:.4f}", flush=True)
-    overhead = _overhead((64, 256), 256 if quick else 4096, 5 if quick else 15)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the least noisy timing on a shared machine
+    try:
+        overhead = _overhead((64, 256), 256 if quick else 4096, 9 if quick else 15)
+    finally:
+        torch.set_num_threads(threads)
     (out_dir / "bounds.json").write_text(json.dumps({"bounds": rows, "overhead": overhead}, indent=2))
 
     import matplotlib
