@@ -48,8 +48,8 @@ def test_ring_score_perfect_ring_vs_random(k):
     r = ring_score(ring)
     assert r["ring_k"] == min(k, p - k) and r["circularity"] == pytest.approx(1.0)
     assert r["radius_cv"] == pytest.approx(0.0, abs=1e-9)
-    rnd = ring_score(np.random.default_rng(k).standard_normal((p, 2)))
-    assert rnd["circularity"] < 0.75
+    rnd = ring_score(np.random.default_rng(k).standard_normal((p, 2)), null_perms=100)
+    assert rnd["circularity"] < 0.75 and rnd["circularity_null_p95"] < 0.9
 
 
 def test_modadd_data_and_model_shapes():
@@ -128,7 +128,7 @@ def test_cli_modular_addition_tiny(tmp_path, capsys):
     assert main(argv) == 0
     m = json.loads((out / "metrics.json").read_text())
     for key in ("step_train_acc", "step_test_acc", "top2_variance_fraction", "ring_k", "circularity",
-                "effective_dim_final"):
+                "effective_dim_final", "best_pair_circularity"):
         assert key in m
     assert (out / "modular_addition.png").stat().st_size > 1000 and (out / "model.safetensors").exists()
     assert main(["modular-addition", "--p", "2", "--quiet"]) == 2

@@ -233,7 +233,8 @@ def cmd_modadd(args: argparse.Namespace) -> int:
         from grokking_theory._io import save_checkpoint
 
         _write_beyond(args.out, cfg.to_dict(), cfg.seed, device, res["metrics"],
-                      {**res["curves"], "embedding_top2": res["embedding_top2"]})
+                      {**res["curves"], "embedding_top2": res["embedding_top2"],
+                       "embedding_best_pair": res["embedding_best_pair"]})
         save_checkpoint(args.out / "model.safetensors", res["model"].state_dict(), cfg.to_dict())
         plot_modular_addition(res, args.out / "modular_addition.png")
     print(json.dumps({k: v for k, v in res["metrics"].items() if k != "pca_variance_fractions"}))

@@ -121,29 +121,38 @@ def embedding_pca(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return var / var.sum(), c @ vt.T
 
 
-def ring_score(xy: np.ndarray) -> dict[str, float]:
+def _best_ring(u: np.ndarray) -> tuple[int, float]:
+    p = len(u)
+    a = np.arange(p)
+    phases = np.exp(-2j * np.pi * np.outer(np.arange(1, p), a) / p)  # (p-1, p)
+    scores = np.stack([np.abs(phases @ u), np.abs(phases @ np.conj(u))]) / p
+    k = int(np.argmax(scores.max(0)))
+    return k + 1, float(scores.max())
+
+
+def ring_score(xy: np.ndarray, *, null_perms: int = 0, seed: int = 0) -> dict[str, float]:
     """How well 2-D points ``xy[a]`` (a = 0..p-1) lie on a ring ordered by k·a mod p.
 
     For each k in 1..p-1 and both orientations, the circularity is
     |mean_a exp(i(θ_a − 2π k a / p))| with θ_a the angle of the centred point: 1 for a perfect
     ordered ring (any rotation/reflection), ~1/√p for random angles. Returns the best k, its
-    circularity and the coefficient of variation of the radii (0 for a perfect circle).
+    circularity and the coefficient of variation of the radii (0 for a perfect circle). With
+    ``null_perms > 0`` also the mean and 95th percentile of the best circularity after randomly
+    relabelling the points (the chance level for this p; seeded).
     """
     xy = np.asarray(xy, dtype=np.float64)
     p = len(xy)
     z = (xy[:, 0] - xy[:, 0].mean()) + 1j * (xy[:, 1] - xy[:, 1].mean())
     r = np.abs(z)
     u = z / np.where(r > 0, r, 1.0)
-    a = np.arange(p)
-    best_k, best = 1, -1.0
-    for k in range(1, p):
-        phase = np.exp(-2j * np.pi * k * a / p)
-        for uu in (u, np.conj(u)):
-            s = float(abs((uu * phase).mean()))
-            if s > best + 1e-12:
-                best_k, best = k, s
+    best_k, best = _best_ring(u)
     best_k = min(best_k, p - best_k)  # k and p-k give the same ring, reflected
-    return {"ring_k": int(best_k), "circularity": best, "radius_cv": float(r.std() / max(r.mean(), 1e-12))}
+    out = {"ring_k": int(best_k), "circularity": best, "radius_cv": float(r.std() / max(r.mean(), 1e-12))}
+    if null_perms > 0:
+        rng = np.random.default_rng(seed)
+        null = np.array([_best_ring(u[rng.permutation(p)])[1] for _ in range(null_perms)])
+        out.update(circularity_null_mean=float(null.mean()), circularity_null_p95=float(np.quantile(null, 0.95)))
+    return out
 
 
 def train_modular_addition(cfg: ModAddConfig | None = None, *, device: str = "cpu",
@@ -188,7 +197,13 @@ def train_modular_addition(cfg: ModAddConfig | None = None, *, device: str = "cp
             curves["train_loss"].append(loss.item())
     emb = model.embed.weight[: cfg.p].detach().cpu().numpy()
     frac, coords = embedding_pca(emb)
-    ring = ring_score(coords[:, :2])
+    ring = ring_score(coords[:, :2], null_perms=200, seed=cfg.seed)
+    best_pair, best_pair_ring = (0, 1), ring
+    for i in range(min(6, coords.shape[1])):
+        for j in range(i + 1, min(6, coords.shape[1])):
+            rj = ring_score(coords[:, [i, j]])
+            if rj["circularity"] > best_pair_ring["circularity"]:
+                best_pair, best_pair_ring = (i, j), rj
     ed = curves["effective_dim"]
     metrics = {
         "step_train_acc": step_train,
@@ -199,6 +214,9 @@ def train_modular_addition(cfg: ModAddConfig | None = None, *, device: str = "cp
         "top2_variance_fraction": float(frac[:2].sum()),
         "pca_variance_fractions": [float(f) for f in frac[:8]],
         **ring,
+        "best_pc_pair_top6": list(best_pair),
+        "best_pair_ring_k": best_pair_ring["ring_k"],
+        "best_pair_circularity": best_pair_ring["circularity"],
         "effective_dim_init": ed[0],
         "effective_dim_max": float(max(ed)),
         "step_effective_dim_max": curves["step"][int(np.argmax(ed))],
@@ -207,7 +225,8 @@ def train_modular_addition(cfg: ModAddConfig | None = None, *, device: str = "cp
         "n_test": int((~mask).sum()),
     }
     return {"config": cfg.to_dict(), "metrics": metrics, "curves": curves,
-            "embedding_top2": coords[:, :2].tolist(), "model": model}
+            "embedding_top2": coords[:, :2].tolist(),
+            "embedding_best_pair": coords[:, list(best_pair)].tolist(), "model": model}
 
 
 def plot_modular_addition(result: dict[str, Any], path: Any) -> Any:
@@ -218,7 +237,7 @@ def plot_modular_addition(result: dict[str, Any], path: Any) -> Any:
 
     plt = _plt()
     c, m = result["curves"], result["metrics"]
-    fig, (ax, ax3) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax, ax3, ax4) = plt.subplots(1, 3, figsize=(15, 4))
     ax.plot(c["step"], c["train_acc"], label="train acc")
     ax.plot(c["step"], c["test_acc"], label="test acc")
     ax.set_xlabel("step")
@@ -239,6 +258,15 @@ def plot_modular_addition(result: dict[str, Any], path: Any) -> Any:
     ax3.set_title(f"embedding, top-2 PCs ({m['top2_variance_fraction']:.0%} var); colour = {k}·a mod p, "
                   f"circ {m['circularity']:.2f}", fontsize=8)
     ax3.set_aspect("equal")
+    if "embedding_best_pair" in result:
+        xy, k = np.array(result["embedding_best_pair"]), m["best_pair_ring_k"]
+        ax4.scatter(xy[:, 0], xy[:, 1], c=(k * np.arange(p)) % p, cmap="hsv")
+        for a in range(p):
+            ax4.annotate(str(a), xy[a], fontsize=6)
+        i, j = m["best_pc_pair_top6"]
+        ax4.set_title(f"best pair of the top-6 PCs: PC{i + 1}, PC{j + 1}; colour = {k}·a mod p, "
+                      f"circ {m['best_pair_circularity']:.2f}", fontsize=8)
+        ax4.set_aspect("equal")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
