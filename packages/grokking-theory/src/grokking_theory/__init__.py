@@ -9,6 +9,9 @@ Public API::
     predicted_time_to_structure, critical_fraction
     RunSpec, SweepRun, train_batched, run_sweep                  # batched engine
     classify_phase, phase_diagram, PhaseDiagram, PHASES          # phases
+    ModAddConfig, train_modular_addition, participation_ratio,   # transformer on (a + b) mod p
+    ring_score, embedding_pca
+    DigitsConfig, train_digits, digits_grokking                  # large init on sklearn digits
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -25,7 +28,15 @@ from grokking_theory._combinatorics import rqi_quadruples as rqi_quadruples
 from grokking_theory._combinatorics import sample_pairs as sample_pairs
 from grokking_theory._combinatorics import train_num_from_fraction as train_num_from_fraction
 from grokking_theory._config import ToyConfig as ToyConfig
+from grokking_theory._digits import DigitsConfig as DigitsConfig
+from grokking_theory._digits import digits_grokking as digits_grokking
+from grokking_theory._digits import train_digits as train_digits
 from grokking_theory._init import initial_state as initial_state
+from grokking_theory._modadd import ModAddConfig as ModAddConfig
+from grokking_theory._modadd import embedding_pca as embedding_pca
+from grokking_theory._modadd import participation_ratio as participation_ratio
+from grokking_theory._modadd import ring_score as ring_score
+from grokking_theory._modadd import train_modular_addition as train_modular_addition
 from grokking_theory._phases import PHASES as PHASES
 from grokking_theory._phases import PhaseDiagram as PhaseDiagram
 from grokking_theory._phases import classify_phase as classify_phase
@@ -44,6 +55,8 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "DigitsConfig",
+    "ModAddConfig",
     "PHASES",
     "PhaseDiagram",
     "RunSpec",
@@ -53,6 +66,8 @@ __all__ = [
     "__version__",
     "classify_phase",
     "critical_fraction",
+    "digits_grokking",
+    "embedding_pca",
     "effective_flow",
     "effective_loss",
     "equation_matrix",
@@ -61,12 +76,16 @@ __all__ = [
     "initial_state",
     "predicted_accuracy",
     "predicted_time_to_structure",
+    "participation_ratio",
     "phase_diagram",
+    "ring_score",
     "rqi",
     "rqi_quadruples",
     "run_sweep",
     "sample_pairs",
     "train_batched",
+    "train_digits",
     "train_num_from_fraction",
+    "train_modular_addition",
     "train_toy",
 ]

@@ -1,4 +1,5 @@
-"""Console script ``grokking-theory``: train, rqi, critical-fraction, phase-diagram, plot."""
+"""Console script ``grokking-theory``: train, rqi, critical-fraction, phase-diagram, plot,
+modular-addition, digits."""
 
 from __future__ import annotations
 
@@ -192,6 +193,74 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _beyond_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=None, help="output folder for metrics.json, curves.json, PNG (default: none)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N] (default: auto)")
+    p.add_argument("--quick", action="store_true", help="small, fast version (default: off)")
+    p.add_argument("--steps", type=int, default=None, help="update budget (default: the config's; fewer with --quick)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: the config's)")
+    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 1.0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
+
+
+def _overrides(args: argparse.Namespace, pairs: tuple[tuple[str, str], ...]) -> dict[str, object]:
+    return {field: getattr(args, flag) for flag, field in pairs if getattr(args, flag, None) is not None}
+
+
+def _write_beyond(out: Path, cfg_dict: dict, seed: int, device: str, metrics: dict, curves: dict) -> None:
+    from grokking_theory._io import write_json, write_run_record
+
+    write_run_record(out, config=cfg_dict, seed=seed, device=device)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "curves.json", curves)
+
+
+def cmd_modadd(args: argparse.Namespace) -> int:
+    import torch
+
+    from grokking_theory._modadd import ModAddConfig, plot_modular_addition, train_modular_addition
+
+    torch.set_num_threads(1)
+    base = ModAddConfig(steps=3000) if args.quick else ModAddConfig()
+    cfg = base.replace(**_overrides(args, (("p", "p"), ("train_fraction", "train_fraction"),
+                                           ("steps", "steps"), ("lr", "lr"),
+                                           ("weight_decay", "weight_decay"), ("seed", "seed"),
+                                           ("layers", "n_layers"), ("d_model", "d_model"))))
+    device = _device(args.device)
+    res = train_modular_addition(cfg, device=device, progress=not args.quiet)
+    if args.out:
+        from grokking_theory._io import save_checkpoint
+
+        _write_beyond(args.out, cfg.to_dict(), cfg.seed, device, res["metrics"],
+                      {**res["curves"], "embedding_top2": res["embedding_top2"],
+                       "embedding_best_pair": res["embedding_best_pair"]})
+        save_checkpoint(args.out / "model.safetensors", res["model"].state_dict(), cfg.to_dict())
+        plot_modular_addition(res, args.out / "modular_addition.png")
+    print(json.dumps({k: v for k, v in res["metrics"].items() if k != "pca_variance_fractions"}))
+    return 0
+
+
+def cmd_digits(args: argparse.Namespace) -> int:
+    import torch
+
+    from grokking_theory._digits import DigitsConfig, digits_grokking, plot_digits
+
+    torch.set_num_threads(1)
+    base = DigitsConfig(steps=2000) if args.quick else DigitsConfig()
+    cfg = base.replace(**_overrides(args, (("n_train", "n_train"), ("alpha", "alpha"), ("loss", "loss"),
+                                           ("steps", "steps"), ("lr", "lr"),
+                                           ("weight_decay", "weight_decay"), ("seed", "seed"))))
+    device = _device(args.device)
+    res = digits_grokking(cfg, device=device, progress=not args.quiet)
+    if args.out:
+        _write_beyond(args.out, cfg.to_dict(), cfg.seed, device, res["metrics"],
+                      {name: r["curves"] for name, r in res["runs"].items()})
+        plot_digits(res, args.out / "digits.png")
+    print(json.dumps(res["metrics"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grokking-theory", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +290,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", type=Path, help="folder written by `train --out` or `phase-diagram --out`")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: inside the folder)")
     p.set_defaults(func=cmd_plot)
+    p = sub.add_parser("modular-addition", help="transformer on (a + b) mod p: grokking delay, embedding ring, effective dimension")
+    _beyond_common(p)
+    p.add_argument("--p", type=int, default=None, help="modulus (>= 3; default 31)")
+    p.add_argument("--train-fraction", type=float, default=None, help="fraction of the p^2 pairs in training, in (0, 1) (default 0.5)")
+    p.add_argument("--layers", type=int, default=None, help="transformer blocks (default 1)")
+    p.add_argument("--d-model", type=int, default=None, help="model width (default 64)")
+    p.set_defaults(func=cmd_modadd)
+    p = sub.add_parser("digits", help="large-init MLP on sklearn digits vs standard init (needs scikit-learn)")
+    _beyond_common(p)
+    p.add_argument("--n-train", type=int, default=None, help="training samples (default 300)")
+    p.add_argument("--alpha", type=float, default=None, help="large-init scale (default 8; compared with 1)")
+    p.add_argument("--loss", choices=("mse", "ce"), default=None, help="loss (default mse on one-hot)")
+    p.set_defaults(func=cmd_digits)
     return parser
 
 
@@ -229,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"grokking-theory {args.command}: error: {err}", file=sys.stderr)
         return 2
 

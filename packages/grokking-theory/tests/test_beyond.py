@@ -1,0 +1,156 @@
+"""Modular-addition transformer and the digits large-init experiment (small configs)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from grokking_theory import (
+    DigitsConfig,
+    ModAddConfig,
+    digits_grokking,
+    embedding_pca,
+    participation_ratio,
+    ring_score,
+    train_digits,
+    train_modular_addition,
+)
+from grokking_theory._cli import main
+from grokking_theory._modadd import ModAddTransformer, modadd_data
+
+TINY = ModAddConfig(p=7, train_fraction=0.5, d_model=32, n_heads=2, d_mlp=64, steps=150,
+                    eval_every=10, lr=3e-3, weight_decay=0.1)
+
+
+def test_participation_ratio_of_known_covariance():
+    rng = np.random.default_rng(0)
+    # covariance diag(4, 1, 1, 0): PR = (6)^2 / (16 + 1 + 1) = 2
+    pts = rng.standard_normal((200_000, 4)) * np.array([2.0, 1.0, 1.0, 0.0])
+    assert participation_ratio(pts) == pytest.approx(2.0, rel=0.02)
+    iso = rng.standard_normal((200_000, 5))
+    assert participation_ratio(iso) == pytest.approx(5.0, rel=0.02)
+
+
+def test_pca_fractions_sum_to_one_and_rank_one():
+    rng = np.random.default_rng(1)
+    line = np.outer(rng.standard_normal(50), [1.0, 2.0, -1.0])
+    frac, coords = embedding_pca(line)
+    assert frac.sum() == pytest.approx(1.0) and frac[0] == pytest.approx(1.0)
+    assert coords.shape == (50, 3)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_ring_score_perfect_ring_vs_random(k):
+    p = 17
+    ang = 2 * np.pi * k * np.arange(p) / p + 0.3
+    ring = np.stack([np.cos(ang), -np.sin(ang)], 1) * 2.5 + 1.0  # reflected, shifted, scaled
+    r = ring_score(ring)
+    assert r["ring_k"] == min(k, p - k) and r["circularity"] == pytest.approx(1.0)
+    assert r["radius_cv"] == pytest.approx(0.0, abs=1e-9)
+    rnd = ring_score(np.random.default_rng(k).standard_normal((p, 2)), null_perms=100)
+    assert rnd["circularity"] < 0.75 and rnd["circularity_null_p95"] < 0.9
+
+
+def test_modadd_data_and_model_shapes():
+    x, y, mask = modadd_data(7, 0.5, seed=0)
+    assert x.shape == (49, 3) and y.shape == (49,) and int(mask.sum()) == 24
+    assert torch.equal(y, (x[:, 0] + x[:, 1]) % 7) and bool((x[:, 2] == 7).all())
+    assert torch.equal(mask, modadd_data(7, 0.5, seed=0)[2])
+    assert not torch.equal(mask, modadd_data(7, 0.5, seed=1)[2])
+    torch.manual_seed(0)
+    assert ModAddTransformer(TINY)(x).shape == (49, 7)
+
+
+def test_modadd_fits_train_and_is_deterministic():
+    a = train_modular_addition(TINY)
+    m = a["metrics"]
+    assert m["final_train_acc"] == 1.0 and m["step_train_acc"] is not None
+    assert len(a["curves"]["effective_dim"]) == len(a["curves"]["step"]) == TINY.steps // TINY.eval_every + 1
+    assert 0 < m["top2_variance_fraction"] <= 1 and 1 <= m["ring_k"] <= 3
+    b = train_modular_addition(TINY)
+    assert a["curves"]["test_acc"] == b["curves"]["test_acc"]
+    assert a["embedding_top2"] == b["embedding_top2"]
+    c = train_modular_addition(TINY.replace(seed=1, steps=20))
+    assert c["curves"]["train_loss"] != a["curves"]["train_loss"][: len(c["curves"]["train_loss"])]
+
+
+def test_modadd_config_errors():
+    with pytest.raises(ValueError, match="p must be"):
+        ModAddConfig(p=2)
+    with pytest.raises(ValueError, match="divisible"):
+        ModAddConfig(d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="train_fraction"):
+        ModAddConfig(train_fraction=1.0)
+
+
+def _blobs(n_per=20, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((3, 8)) * 3
+    y = np.repeat(np.arange(3), n_per)
+    x = centres[y] + rng.standard_normal((len(y), 8)) * 0.3
+    return x[::2], y[::2], x[1::2], y[1::2]
+
+
+def test_digits_mlp_init_scale_and_fit():
+    data = _blobs()
+    cfg = DigitsConfig(width=32, depth=3, steps=200, eval_every=10, weight_decay=0.0, lr=1e-2)
+    small = train_digits(cfg.replace(alpha=1.0), data=data)
+    big = train_digits(cfg.replace(alpha=5.0), data=data)
+    assert big["metrics"]["weight_norm_init"] == pytest.approx(5 * small["metrics"]["weight_norm_init"], rel=1e-5)
+    assert small["metrics"]["final_train_acc"] == 1.0 and small["metrics"]["n_train"] == 30
+    again = train_digits(cfg.replace(alpha=1.0), data=data)
+    assert again["curves"]["train_loss"] == small["curves"]["train_loss"]
+    res = digits_grokking(cfg, alphas=(3.0, 1.0), data=data)
+    assert set(res["metrics"]) == {"alpha=3", "alpha=1"}
+
+
+def test_digits_config_errors():
+    with pytest.raises(ValueError, match="loss"):
+        DigitsConfig(loss="hinge")
+    with pytest.raises(ValueError, match="n_train"):
+        DigitsConfig(n_train=3)
+
+
+def test_digits_real_data_split():
+    pytest.importorskip("sklearn")
+    from grokking_theory._digits import load_digits_split
+
+    xtr, ytr, xte, yte = load_digits_split(200, seed=0)
+    assert xtr.shape == (200, 64) and len(xte) == 1797 - 200 and xtr.max() <= 1.0
+    assert np.array_equal(ytr, load_digits_split(200, seed=0)[1])
+
+
+def test_cli_modular_addition_tiny(tmp_path, capsys):
+    out = tmp_path / "ma"
+    argv = ["modular-addition", "--p", "7", "--steps", "40", "--d-model", "32", "--quiet",
+            "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("step_train_acc", "step_test_acc", "top2_variance_fraction", "ring_k", "circularity",
+                "effective_dim_final", "best_pair_circularity"):
+        assert key in m
+    assert (out / "modular_addition.png").stat().st_size > 1000 and (out / "model.safetensors").exists()
+    assert main(["modular-addition", "--p", "2", "--quiet"]) == 2
+    assert "p must be" in capsys.readouterr().err
+
+
+def test_cli_digits_tiny(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "dg"
+    assert main(["digits", "--steps", "20", "--n-train", "100", "--quiet", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m) == {"alpha=8", "alpha=1"} and (out / "digits.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_quick_experiments_end_to_end(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "digits"
+    assert main(["digits", "--quick", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    # large init fits later and generalises later than standard init (measured: 720/1120 vs 20/40)
+    assert m["alpha=1"]["step_test_acc"] is not None and m["alpha=8"]["step_test_acc"] is not None
+    assert m["alpha=8"]["step_test_acc"] > m["alpha=1"]["step_test_acc"]
+    assert m["alpha=8"]["final_test_acc"] > 0.9
