@@ -113,7 +113,6 @@ def test_digits_config_errors():
 
 
 def test_digits_real_data_split():
-    pytest.importorskip("sklearn")
     from grokking_theory._digits import load_digits_split
 
     xtr, ytr, xte, yte = load_digits_split(200, seed=0)
@@ -136,7 +135,6 @@ def test_cli_modular_addition_tiny(tmp_path, capsys):
 
 
 def test_cli_digits_tiny(tmp_path):
-    pytest.importorskip("sklearn")
     out = tmp_path / "dg"
     assert main(["digits", "--steps", "20", "--n-train", "100", "--quiet", "--device", "cpu",
                  "--out", str(out)]) == 0
@@ -146,7 +144,6 @@ def test_cli_digits_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_quick_experiments_end_to_end(tmp_path):
-    pytest.importorskip("sklearn")
     out = tmp_path / "digits"
     assert main(["digits", "--quick", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())

@@ -4,7 +4,7 @@ An MLP whose initial weights are multiplied by ``alpha`` (large init), trained w
 weight decay on a small training subset, MSE on one-hot targets (or CE), full batch. The same run
 with ``alpha = 1`` (standard init) is the baseline: a grokking delay shows up as a larger gap
 between the steps at which train and test accuracy reach the threshold.
-``load_digits`` ships inside the scikit-learn wheel (offline; extra ``grokking-theory[digits]``).
+``load_digits`` ships inside the scikit-learn wheel (offline; scikit-learn is a runtime dependency).
 """
 
 from __future__ import annotations
@@ -51,10 +51,7 @@ class DigitsConfig:
 
 def load_digits_split(n_train: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``load_digits`` scaled to [0, 1]; a seeded subset of ``n_train`` for training, the rest as test."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("the digits experiment needs scikit-learn: pip install 'grokking-theory[digits]'") from err
+    from sklearn.datasets import load_digits  # lazy: scikit-learn is only needed here
     d = load_digits()
     x, y = d.data.astype(np.float32) / 16.0, d.target.astype(np.int64)
     if n_train >= len(x):
