@@ -149,3 +149,24 @@ def test_all_zero_weight_stays_finite_with_always_norm():
     with torch.no_grad():
         layer.weight.zero_()
     assert torch.isfinite(layer(torch.ones(1, 3))).all()
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_n_power_iterations_is_honoured_in_training(large, monkeypatch):
+    import lipschitz_core._constraint as constraint_module
+
+    monkeypatch.setattr(constraint_module, "_LARGE_WEIGHT", 1 if large else 10**9)
+    torch.manual_seed(0)
+    w = torch.randn(30, 20, dtype=torch.float64) * 3
+    results = {}
+    for steps in (1, 100):
+        torch.manual_seed(1)
+        constraint = OperatorNormConstraint("two", 1.0, always_norm=True, shape=(30, 20), n_power_iterations=steps).double()
+        results[steps] = numpy_operator_norm(constraint.train()(w).detach().numpy(), "two")
+    assert results[100] == pytest.approx(1.0, rel=1e-9)  # converged within one call
+    assert abs(results[1] - 1.0) > 1e-6  # one step from a random vector has not
+
+
+def test_bad_power_iteration_count():
+    with pytest.raises(ValueError, match="n_power_iterations"):
+        OperatorNormConstraint("two", 1.0, shape=(2, 2), n_power_iterations=0)

@@ -12,15 +12,27 @@ from torch.nn.utils import parametrize
 from lipschitz_core._norms import check_constant, check_kind, operator_norm, vector_norms
 
 
+def _non_finite(kind: str) -> FloatingPointError:
+    return FloatingPointError(
+        f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
+        "check the learning rate and the inputs of the training step that produced it"
+    )
+
+
 def _check_finite(norms: Tensor, kind: str) -> None:
     # A non-finite weight gives a non-finite norm; fail loudly here instead of spreading NaN.
     if torch.compiler.is_compiling():
         return
     if not bool(torch.isfinite(norms).all()):
-        raise FloatingPointError(
-            f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
-            "check the learning rate and the inputs of the training step that produced it"
-        )
+        raise _non_finite(kind)
+
+
+def _host_norm(norm: Tensor, kind: str) -> float:
+    """The norm read on the host (one sync), refusing NaN/inf."""
+    value = norm.detach().item()
+    if not math.isfinite(value):
+        raise _non_finite(kind)
+    return value
 
 
 def _argmax_vector(weight: Tensor, kind: str) -> int | tuple[int, int]:
@@ -104,7 +116,9 @@ class OperatorNormConstraint(nn.Module):
         if vectorwise and self.kind == "two":
             raise ValueError("vectorwise=True is not defined for kind='two' (the spectral norm is one number)")
         self.vectorwise = bool(vectorwise)
-        self.n_power_iterations = int(n_power_iterations)
+        if isinstance(n_power_iterations, bool) or not isinstance(n_power_iterations, int) or n_power_iterations < 1:
+            raise ValueError(f"n_power_iterations must be an integer >= 1, got {n_power_iterations!r}")
+        self.n_power_iterations = n_power_iterations
         self.eps = float(eps)
         if self.kind == "two":
             if shape is None:
@@ -121,17 +135,25 @@ class OperatorNormConstraint(nn.Module):
             f"vectorwise={self.vectorwise}"
         )
 
+    def _power_iteration(self, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``n_power_iterations`` steps from the persistent vectors; returns (u, v, ||W v|| = u^T W v)."""
+        with torch.no_grad():
+            u = self._u
+            for _ in range(self.n_power_iterations):
+                v = weight.t().mv(u)
+                v = v / torch.linalg.vector_norm(v).clamp_min(self.eps)
+                wv = weight.mv(v)
+                sigma = torch.linalg.vector_norm(wv)
+                u = wv / sigma.clamp_min(self.eps)
+        # fresh tensors rather than in-place copies: autograd keeps the ones this step used
+        self._u, self._v = u, v
+        return u, v, sigma
+
     def _spectral_norm(self, weight: Tensor) -> Tensor:
         if self.training:
-            with torch.no_grad():
-                u, v = self._u, self._v
-                for _ in range(self.n_power_iterations):
-                    v = F.normalize(weight.t() @ u, dim=0, eps=self.eps)
-                    u = F.normalize(weight @ v, dim=0, eps=self.eps)
-                self._u.copy_(u)
-                self._v.copy_(v)
+            u, v, _ = self._power_iteration(weight)
             # sigma = u^T W v with u, v treated as constants: the standard spectral-norm gradient.
-            return torch.dot(self._u, weight @ self._v)
+            return torch.dot(u, weight.mv(v))
         _check_finite(weight, self.kind)  # the SVD would fail with a LinAlgError on NaN
         return torch.linalg.matrix_norm(weight, ord=2)
 
@@ -147,28 +169,17 @@ class OperatorNormConstraint(nn.Module):
         """Like :meth:`_scalar_forward`, with the norm computed without autograd and _NormScale's backward."""
         kind = self.kind
         u = v = None
-        with torch.no_grad():
-            if kind == "two":
-                v = weight.t().mv(self._u)
-                v = v / torch.linalg.vector_norm(v).clamp_min(self.eps)
-                wv = weight.mv(v)
-                norm_t = torch.linalg.vector_norm(wv)
-            elif kind == "inf":
-                norm_t = torch.linalg.vector_norm(weight, ord=1, dim=1).amax()
-            elif kind == "one-inf":
-                norm_t = torch.linalg.vector_norm(weight, ord=float("inf"))
-            else:  # two-inf
-                norm_t = torch.linalg.vector_norm(weight, ord=2, dim=1).amax()
-        norm = norm_t.item()
-        if not math.isfinite(norm):
-            raise FloatingPointError(
-                f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
-                "check the learning rate and the inputs of the training step that produced it"
-            )
         if kind == "two":
+            u, v, norm_t = self._power_iteration(weight)
+        else:
             with torch.no_grad():
-                u = wv * (1.0 / max(norm, self.eps))
-            self._u, self._v = u, v  # fresh tensors: the backward pass keeps the ones it used
+                if kind == "inf":
+                    norm_t = torch.linalg.vector_norm(weight, ord=1, dim=1).amax()
+                elif kind == "one-inf":
+                    norm_t = torch.linalg.vector_norm(weight, ord=float("inf"))
+                else:  # two-inf
+                    norm_t = torch.linalg.vector_norm(weight, ord=2, dim=1).amax()
+        norm = _host_norm(norm_t, kind)
         if norm <= self.eps or (not self.always_norm and norm <= self.max_norm):
             return weight
         return _NormScale.apply(weight, norm / self.max_norm, self.max_norm, kind, u, v, norm)
@@ -183,12 +194,7 @@ class OperatorNormConstraint(nn.Module):
         """
         kind = self.kind
         if kind == "two":
-            with torch.no_grad():
-                v = weight.t().mv(self._u)
-                v = v / torch.linalg.vector_norm(v).clamp_min(self.eps)
-                wv = weight.mv(v)
-                u = wv / torch.linalg.vector_norm(wv).clamp_min(self.eps)
-            self._u, self._v = u, v  # fresh tensors: autograd keeps the ones this step used
+            u, v, _ = self._power_iteration(weight)
             norm_t = torch.dot(u, weight.mv(v))  # sigma = u^T W v, gradient u v^T
         elif kind == "inf":
             norm_t = weight.abs().sum(dim=1).amax()
@@ -198,12 +204,7 @@ class OperatorNormConstraint(nn.Module):
             norm_t = weight.abs().amax()
         else:  # two-inf
             norm_t = torch.linalg.vector_norm(weight, ord=2, dim=1).amax()
-        norm = norm_t.detach().item()
-        if not math.isfinite(norm):
-            raise FloatingPointError(
-                f"non-finite weight (NaN or inf) reached the {kind!r} normalization; "
-                "check the learning rate and the inputs of the training step that produced it"
-            )
+        norm = _host_norm(norm_t, kind)
         if norm <= self.eps or (not self.always_norm and norm <= self.max_norm):
             return weight  # inside the ball (or all zero): identity, and an identity gradient
         if self.max_norm == 1.0:
@@ -257,16 +258,12 @@ def direct_norm(
 
 def find_constraint(module: nn.Module, parameter_name: str = "weight") -> OperatorNormConstraint | None:
     """The :class:`OperatorNormConstraint` acting on ``module.<parameter_name>``, if any."""
-    if isinstance(module, _lipschitz_linear_type()):
-        return module.constraint
+    own = getattr(module, "constraint", None)  # LipschitzLinear keeps its constraint as a submodule
+    if isinstance(own, OperatorNormConstraint):
+        return own
     if parametrize.is_parametrized(module, parameter_name):
         for p in module.parametrizations[parameter_name]:
             if isinstance(p, OperatorNormConstraint):
                 return p
     return None
 
-
-def _lipschitz_linear_type() -> type:
-    from lipschitz_core._layers import LipschitzLinear
-
-    return LipschitzLinear
