@@ -6,7 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grokking_theory._combinatorics import check_p, sample_pairs
 
@@ -14,8 +14,39 @@ LOSSES = ("mse", "ce")
 RNG_ORDERS = ("toy", "sweep")
 
 
+class ConfigMixin:
+    """replace / to_dict / from_dict / from_json for the package's frozen config dataclasses."""
+
+    def replace(self: _C, **changes: Any) -> _C:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls: type[_C], path: str | Path) -> _C:
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"config file {path} is not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path} must hold a JSON object")
+        return cls.from_dict(data)
+
+
+_C = TypeVar("_C", bound=ConfigMixin)
+
+
 @dataclass(frozen=True)
-class ToyConfig:
+class ToyConfig(ConfigMixin):
     """One run of the addition toy.
 
     ``rng_order="toy"`` replays ``toy/train_add.py`` (per-step batch permutation drawn from numpy,
@@ -87,27 +118,3 @@ class ToyConfig:
     @property
     def n_out(self) -> int:
         return 2 * self.p - 1 if self.loss == "ce" else self.output_dim
-
-    def replace(self, **changes: Any) -> ToyConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ToyConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown ToyConfig field(s) {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> ToyConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"config file {path} is not valid JSON: {err}") from err
-        if not isinstance(data, dict):
-            raise ValueError(f"config file {path} must hold a JSON object")
-        return cls.from_dict(data)

@@ -9,7 +9,6 @@ between the steps at which train and test accuracy reach the threshold.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from grokking_theory._config import ConfigMixin
+
 
 @dataclass(frozen=True)
-class DigitsConfig:
+class DigitsConfig(ConfigMixin):
     """One digits run. ``alpha`` multiplies every initial weight and bias."""
 
     n_train: int = 300
@@ -42,11 +43,6 @@ class DigitsConfig:
         if self.alpha <= 0 or self.depth < 1 or self.steps < 1 or self.eval_every < 1:
             raise ValueError("alpha must be > 0; depth, steps and eval_every >= 1")
 
-    def replace(self, **changes: Any) -> DigitsConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def load_digits_split(n_train: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -146,9 +142,7 @@ def digits_grokking(cfg: DigitsConfig | None = None, *, alphas: tuple[float, ...
 
 def plot_digits(result: dict[str, Any], path: Any) -> Any:
     """Train (dashed) and test (solid) accuracy per init scale, and the weight norm."""
-    from pathlib import Path
-
-    from grokking_theory._plot import _plt
+    from grokking_theory._plot import _plt, save_figure
 
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -168,8 +162,4 @@ def plot_digits(result: dict[str, Any], path: Any) -> Any:
     ax2.set_xlabel("step")
     ax2.set_ylabel("weight norm")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

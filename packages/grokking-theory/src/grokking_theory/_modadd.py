@@ -10,7 +10,6 @@ score (is the angular order in the top-2 plane that of k·a mod p for some k?).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from grokking_theory._config import ConfigMixin
+
 
 @dataclass(frozen=True)
-class ModAddConfig:
+class ModAddConfig(ConfigMixin):
     """One modular-addition run. Defaults are the full run; ``quick()`` is the CI-sized one."""
 
     p: int = 31
@@ -48,11 +49,6 @@ class ModAddConfig:
         if self.steps < 1 or self.eval_every < 1 or self.n_layers < 1:
             raise ValueError("steps, eval_every and n_layers must be >= 1")
 
-    def replace(self, **changes: Any) -> ModAddConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class _Block(nn.Module):
@@ -231,9 +227,7 @@ def train_modular_addition(cfg: ModAddConfig | None = None, *, device: str = "cp
 
 def plot_modular_addition(result: dict[str, Any], path: Any) -> Any:
     """Accuracy curves + effective dimension (left), embedding in its top-2 PCs (right)."""
-    from pathlib import Path
-
-    from grokking_theory._plot import _plt
+    from grokking_theory._plot import _plt, save_figure
 
     plt = _plt()
     c, m = result["curves"], result["metrics"]
@@ -267,8 +261,4 @@ def plot_modular_addition(result: dict[str, Any], path: Any) -> Any:
         ax4.set_title(f"best pair of the top-6 PCs: PC{i + 1}, PC{j + 1}; colour = {k}·a mod p, "
                       f"circ {m['best_pair_circularity']:.2f}", fontsize=8)
         ax4.set_aspect("equal")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,16 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: str | Path, **tight: Any) -> Path:
+    """Lay out, write as PNG, close; every figure of the package ends here."""
+    plt = _plt()
+    fig.tight_layout(**tight)
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _tick(v: float) -> str:
@@ -62,11 +73,7 @@ def plot_phase_diagram(diagram: PhaseDiagram, path: str | Path, *, title: str = 
         loc="lower center", ncol=4, fontsize=8, frameon=False,
     )
     fig.suptitle(title or f"{diagram.config.loss.upper()} phase diagram, budget {diagram.budget} steps", fontsize=10)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, rect=(0, 0.07, 1, 0.95))
 
 
 def plot_run(metrics: dict, path: str | Path, *, title: str = "") -> Path:
@@ -85,11 +92,7 @@ def plot_run(metrics: dict, path: str | Path, *, title: str = "") -> Path:
     ax.set_ylim(-0.02, 1.05)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_critical(results: list[dict], path: str | Path) -> Path:
@@ -105,8 +108,4 @@ def plot_critical(results: list[dict], path: str | Path) -> Path:
     ax.set_xlabel("training fraction")
     ax.set_ylabel("P(linear structure fixed)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -103,10 +103,10 @@ def train_toy(cfg: ToyConfig, *, device: str = "cpu", progress: bool = False) ->
             layer.weight.copy_(w)
             layer.bias.copy_(b)
     if cfg.decoder_norm == "fixed-spectral":
-        from lipschitz_core import direct_norm
+        from lipschitz_core import direct_norm, operator_norm
 
         for layer in (model.l1, model.l2, model.l3):
-            norm = float(torch.linalg.matrix_norm(layer.weight.detach(), 2)) * cfg.decoder_norm_scale
+            norm = float(operator_norm(layer.weight.detach(), "two")) * cfg.decoder_norm_scale
             direct_norm(layer, "two", always_norm=True, max_norm=norm)
         if cfg.rng_order == "toy":
             # the toy scores a test forward taken between the train forward and its backward;
