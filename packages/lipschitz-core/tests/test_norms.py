@@ -170,3 +170,31 @@ def test_n_power_iterations_is_honoured_in_training(large, monkeypatch):
 def test_bad_power_iteration_count():
     with pytest.raises(ValueError, match="n_power_iterations"):
         OperatorNormConstraint("two", 1.0, shape=(2, 2), n_power_iterations=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("always_norm", [False, True])
+def test_normalize_weight_batched_equals_per_matrix(kind, always_norm):
+    from lipschitz_core import normalize_weight
+
+    torch.manual_seed(0)
+    batch = torch.randn(4, 5, 3, dtype=torch.float64) * torch.tensor([0.05, 1.0, 3.0, 10.0], dtype=torch.float64).view(4, 1, 1)
+    out = normalize_weight(batch, kind, 0.7, always_norm=always_norm)
+    for b in range(4):
+        layer = LipschitzLinear(3, 5, kind=kind, lipschitz_const=0.7, always_norm=always_norm).double().eval()
+        with torch.no_grad():
+            layer.weight.copy_(batch[b])
+        torch.testing.assert_close(out[b], layer.normalized_weight())
+        norm = numpy_operator_norm(out[b].numpy(), kind)
+        assert norm == pytest.approx(0.7, rel=1e-9) if always_norm else norm <= 0.7 * (1 + 1e-9)
+
+
+def test_normalize_weight_rejects_bad_input():
+    from lipschitz_core import normalize_weight
+
+    with pytest.raises(ValueError, match="shape"):
+        normalize_weight(torch.ones(3), "inf")
+    bad = torch.ones(2, 3, 3)
+    bad[1, 0, 0] = math.nan
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        normalize_weight(bad, "inf")

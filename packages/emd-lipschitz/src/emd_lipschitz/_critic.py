@@ -15,18 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lipschitz_core import GroupSort, lipschitz_bound, lipschitz_mlp
-
-
-def _batched_operator_norm(weight: Tensor, kind: str) -> Tensor:
-    """Operator norm of each ``weight[b]`` (shape ``[B, out, in]``) -> ``[B, 1, 1]``."""
-    if kind == "two-inf":
-        rows = torch.linalg.vector_norm(weight, ord=2, dim=2)
-    elif kind == "inf":
-        rows = weight.abs().sum(dim=2)
-    else:  # pragma: no cover - internal
-        raise ValueError(kind)
-    return rows.amax(dim=1).view(-1, 1, 1)
+from lipschitz_core import GroupSort, lipschitz_bound, lipschitz_mlp, normalize_weight
 
 
 class BatchedCritic(nn.Module):
@@ -78,13 +67,8 @@ class BatchedCritic(nn.Module):
         self.activation = GroupSort(group_size)
 
     def normalized_weight(self, layer: int) -> Tensor:
-        weight = self.weights[layer]
-        norms = _batched_operator_norm(weight, self.kinds[layer])
-        if not bool(torch.isfinite(norms).all()):
-            raise FloatingPointError("non-finite critic weight; lower the critic learning rate")
-        if self.always_norm:
-            return weight / norms.clamp_min(1e-12)
-        return weight / norms.clamp_min(1.0)
+        # lipschitz-core's constraint, per event: each [out, in] slice of the [B, out, in] stack
+        return normalize_weight(self.weights[layer], self.kinds[layer], always_norm=self.always_norm)
 
     def forward(self, z: Tensor) -> Tensor:
         """``z``: ``[B, N, d]`` -> ``[B, N]``."""

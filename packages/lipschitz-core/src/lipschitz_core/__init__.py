@@ -2,7 +2,7 @@
 
 Public API::
 
-    LipschitzLinear, direct_norm, OperatorNormConstraint, GroupSort,
+    LipschitzLinear, direct_norm, OperatorNormConstraint, normalize_weight, GroupSort,
     lipschitz_mlp, lipschitz_bound, estimate_lipschitz, freeze,
     operator_norm, KINDS
 """
@@ -15,6 +15,7 @@ from lipschitz_core._builders import lipschitz_mlp as lipschitz_mlp
 from lipschitz_core._constraint import OperatorNormConstraint as OperatorNormConstraint
 from lipschitz_core._constraint import direct_norm as direct_norm
 from lipschitz_core._constraint import find_constraint as find_constraint
+from lipschitz_core._constraint import normalize_weight as normalize_weight
 from lipschitz_core._freeze import freeze as freeze
 from lipschitz_core._layers import GroupSort as GroupSort
 from lipschitz_core._layers import LipschitzLinear as LipschitzLinear
@@ -38,5 +39,6 @@ __all__ = [
     "freeze",
     "lipschitz_bound",
     "lipschitz_mlp",
+    "normalize_weight",
     "operator_norm",
 ]

@@ -85,6 +85,33 @@ class _NormScale(torch.autograd.Function):
 _LARGE_WEIGHT = 65536
 
 
+def _divide(weight: Tensor, norms: Tensor, max_norm: float, always_norm: bool, eps: float) -> Tensor:
+    """W / max(1, n / c), or W * c / n with ``always_norm``; ``norms`` broadcasts against W."""
+    ratio = norms / max_norm
+    if always_norm:
+        return weight / ratio.clamp_min(eps)
+    return weight / ratio.clamp_min(1.0)
+
+
+def normalize_weight(
+    weight: Tensor, kind: str, max_norm: float = 1.0, *, always_norm: bool = False, eps: float = 1e-12
+) -> Tensor:
+    """Functional form of the constraint for one weight ``[out, in]`` or a batch ``[..., out, in]``.
+
+    Each matrix is divided by ``max(1, ||W||_kind / max_norm)`` (or rescaled to exactly
+    ``max_norm`` with ``always_norm``), with plain autograd through the exact norm (the exact SVD
+    for ``"two"``). For stacks of independent layers evaluated with batched matmuls, e.g. one
+    critic per event.
+    """
+    check_kind(kind)
+    max_norm = check_constant(max_norm, "max_norm")
+    if weight.dim() < 2:
+        raise ValueError(f"normalize_weight needs a weight of shape [..., out, in], got {tuple(weight.shape)}")
+    norms = operator_norm(weight, kind)
+    _check_finite(norms, kind)
+    return _divide(weight, norms[..., None, None], max_norm, always_norm, eps)
+
+
 class OperatorNormConstraint(nn.Module):
     """Parametrization that bounds the operator norm ``kind`` of a weight by ``max_norm``.
 
@@ -220,10 +247,7 @@ class OperatorNormConstraint(nn.Module):
             return self._scalar_forward(weight)
         norms = self.norms(weight)
         _check_finite(norms, self.kind)
-        ratio = norms / self.max_norm
-        if self.always_norm:
-            return weight / ratio.clamp_min(self.eps)
-        return weight / ratio.clamp_min(1.0)
+        return _divide(weight, norms, self.max_norm, self.always_norm, self.eps)
 
 
 def direct_norm(

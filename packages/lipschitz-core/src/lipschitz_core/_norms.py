@@ -75,25 +75,26 @@ def operator_norm_pq(weight: Tensor, p_in: float, p_out: float) -> Tensor:
     """Exact operator norm ``max ||W x||_{p_out} / ||x||_{p_in}`` for the tractable pairs.
 
     Supported: (1,1), (1,2), (1,inf), (2,2), (2,inf), (inf,inf). Other pairs are NP-hard
-    in general and raise ``ValueError``.
+    in general and raise ``ValueError``. ``weight`` is ``[out, in]`` or a batch ``[..., out, in]``;
+    the result has the batch shape (a scalar for one matrix).
     """
     w = weight
     if p_in == 1.0 and p_out == 1.0:
-        return w.abs().sum(dim=0).amax()
+        return w.abs().sum(dim=-2).amax(dim=-1)
     if p_in == 1.0 and p_out == 2.0:
-        return torch.linalg.vector_norm(w, ord=2, dim=0).amax()
+        return torch.linalg.vector_norm(w, ord=2, dim=-2).amax(dim=-1)
     if p_in == 1.0 and p_out == math.inf:
-        return w.abs().amax()
+        return w.abs().amax(dim=(-2, -1))
     if p_in == 2.0 and p_out == 2.0:
         return torch.linalg.matrix_norm(w, ord=2)
     if p_in == 2.0 and p_out == math.inf:
-        return torch.linalg.vector_norm(w, ord=2, dim=1).amax()
+        return torch.linalg.vector_norm(w, ord=2, dim=-1).amax(dim=-1)
     if p_in == math.inf and p_out == math.inf:
-        return w.abs().sum(dim=1).amax()
+        return w.abs().sum(dim=-1).amax(dim=-1)
     raise ValueError(f"no exact operator norm for l{p_in:g} -> l{p_out:g}")
 
 
 def operator_norm(weight: Tensor, kind: str) -> Tensor:
-    """Exact operator norm of ``weight`` (``[out, in]``) for ``kind`` (see module docs)."""
+    """Exact operator norm of ``weight`` (``[out, in]``, or ``[..., out, in]`` per matrix) for ``kind``."""
     p_in, p_out = KIND_NORMS[check_kind(kind)]
     return operator_norm_pq(weight, p_in, p_out)
