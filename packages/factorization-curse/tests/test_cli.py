@@ -73,3 +73,20 @@ def test_list_and_help(capsys):
         main(["run", "--help"])
     assert exc.value.code == 0
     assert "--loss-weighting" in capsys.readouterr().out
+
+
+def test_resume_skips_a_finished_run_and_refuses_another_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--task", "retrieval", "--objective", "mlm-u", "--out", str(out), *TINY]
+    assert main(args) == 0
+    assert not (out / "train_state").exists()  # removed once the results are written
+    first = (out / "metrics.json").read_text()
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    assert main([*args, "--resume"]) == 0  # same config, finished: stored metrics, nothing rerun
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp and (out / "metrics.json").read_text() == first
+    # an interrupted run's state belongs to its configuration
+    (out / "train_state").mkdir()
+    (out / "train_state" / "run_config.json").write_text(json.dumps({"steps": 999}))
+    capsys.readouterr()
+    assert main([*args, "--set", "lr=0.002", "--resume"]) == 2
+    assert "belongs to another run configuration" in capsys.readouterr().err

@@ -143,3 +143,48 @@ def test_reveal_order_attention_matches_the_causal_training_mask():
         assert torch.equal(vis[0, known], causal[known])
         # known positions read only positions known before them
         assert torch.equal(vis[0, :known, :known], causal[:known, :known])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("objective", ["mlm-u", "plm"])
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, objective):
+    data = torch.tensor([[2, 5, 6, 7, 3, 0], [2, 8, 9, 10, 3, 0], [2, 11, 12, 13, 3, 0],
+                         [2, 7, 6, 5, 3, 0], [2, 12, 9, 3, 0, 0]])
+    cfg = TrainConfig(steps=12, batch_size=2, lr=3e-3, eval_every=4)
+    obj = get_objective(objective)
+    full = _past()
+    hist_full = train(full, "past", obj, data, cfg, pad_id=0, progress=False, evaluate=lambda m: {})
+
+    calls = []
+
+    def stop_on_second_eval(m):
+        calls.append(1)
+        if len(calls) == 2:  # step 8: the state of step 4 is on disk, step 8's is not
+            raise _Interrupt
+        return {}
+
+    state = tmp_path / "state"
+    with pytest.raises(_Interrupt):
+        train(_past(), "past", obj, data, cfg, pad_id=0, progress=False, evaluate=stop_on_second_eval,
+              state_dir=state)
+    assert (state / "state.pt").exists() and not list(state.glob("*.tmp"))
+    resumed = _past()
+    torch.manual_seed(123)  # the global generator must not matter
+    hist = train(resumed, "past", obj, data, cfg, pad_id=0, progress=False, evaluate=lambda m: {},
+                 state_dir=state, resume=True)
+    assert [h["step"] for h in hist] == [4, 8, 12]
+    assert [h["loss"] for h in hist] == pytest.approx([h["loss"] for h in hist_full], rel=1e-6)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_resume_refuses_a_different_training_config(tmp_path):
+    data = torch.tensor([[2, 5, 6, 7, 3, 0], [2, 8, 9, 10, 3, 0]])
+    train(_past(), "past", get_objective("mlm-u"), data, TrainConfig(steps=4, batch_size=2), pad_id=0,
+          progress=False, state_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"cannot resume .*'lr': \(0.001, 0.002\)"):
+        train(_past(), "past", get_objective("mlm-u"), data, TrainConfig(steps=4, batch_size=2, lr=2e-3),
+              pad_id=0, progress=False, state_dir=tmp_path, resume=True)

@@ -33,6 +33,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any RunConfig field, e.g. --set steps=500 --set d_model=64")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from OUT/train_state (table: also skip finished cells)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="save the training state every N steps (0: at every evaluation)")
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         run_table(out, tasks=tuple(args.tasks) if args.tasks else None,
                   objectives=tuple(args.objectives) if args.objectives else None, quick=args.quick,
                   seed=args.seed, device=args.device, quiet=args.quiet, overrides=overrides,
-                  jobs=args.jobs)
+                  jobs=args.jobs, resume=args.resume, checkpoint_every=args.checkpoint_every)
         print((out / "results.md").read_text())
         return 0
     except (ValueError, FileNotFoundError) as exc:
@@ -158,7 +162,10 @@ def _run(args: argparse.Namespace, overrides: dict, argv_full: list[str]) -> int
     else:
         cfg = RunConfig(task=task, seed=args.seed, **({"steps": 1500} | kw))
     out = args.out or Path("runs") / f"{task}-{cfg.objective}"
-    m = run_experiment(cfg, out, device=args.device, quiet=args.quiet, argv=argv_full)
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    m = run_experiment(cfg, out, device=args.device, quiet=args.quiet, argv=argv_full,
+                       resume=args.resume, checkpoint_every=args.checkpoint_every)
     if m:
         summary = {k: m[k] for k in ("task", "objective", "family", "forward_accuracy",
                                      "backward_accuracy", "incorrect_inference", "seconds")}

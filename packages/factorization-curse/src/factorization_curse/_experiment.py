@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -160,6 +161,32 @@ def _write_json(path: Path, obj: object) -> None:
     os.replace(tmp, path)
 
 
+def _finished(out: Path, cfg: RunConfig) -> dict | None:
+    """The stored metrics of a finished run of exactly `cfg` in `out`, else None."""
+    try:
+        same = json.loads((out / "config.json").read_text()) == json.loads(json.dumps(asdict(cfg)))
+        return json.loads((out / "metrics.json").read_text()) if same else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _claim_state_dir(state_dir: Path, cfg: RunConfig, resume: bool) -> None:
+    """Record which run owns `state_dir`; refuse to resume another configuration's state."""
+    mine = json.loads(json.dumps(asdict(cfg)))
+    owner = state_dir / "run_config.json"
+    if resume and owner.exists():
+        saved = json.loads(owner.read_text())
+        if saved != mine:
+            diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+            raise ValueError(f"cannot resume from {state_dir}: it belongs to another run configuration "
+                             f"(field: (saved, now)) {diff}")
+        return
+    if not resume and state_dir.exists():
+        shutil.rmtree(state_dir)  # a fresh run never continues a stale state
+    state_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(owner, mine)
+
+
 def run_experiment(
     cfg: RunConfig,
     out: str | Path | None = None,
@@ -168,12 +195,23 @@ def run_experiment(
     quiet: bool = False,
     argv: list[str] | None = None,
     final_decodes: tuple[str, ...] | None = None,
+    resume: bool = False,
+    checkpoint_every: int = 0,
 ) -> dict:
     """Train and evaluate one configuration; write config, metrics, history and checkpoint to `out`.
 
     Returns the metrics dict (forward/backward exact-match accuracy in [0, 1], per-token
     accuracies, incorrect inference where defined, learning-curve history).
+
+    With `out`, the training state is saved to `out/train_state/` every `checkpoint_every` steps
+    (0: at every evaluation) and removed once the results are written. `resume=True` continues
+    an interrupted run from that state, and returns the stored metrics of a run that already
+    finished with the same configuration.
     """
+    if resume and out is not None:
+        done = _finished(Path(out), cfg)
+        if done is not None:
+            return done
     dev = resolve_device(device)
     distributed = maybe_init_distributed(dev)
     rank, world = dist_info()
@@ -205,9 +243,13 @@ def run_experiment(
                              reveal_order_attention=roa)
         return {k: v for k, v in r.items() if k.endswith(("accuracy", "incorrect_inference"))}
 
+    state_dir = None if out is None else Path(out) / "train_state"
+    if state_dir is not None and rank == 0:
+        _claim_state_dir(state_dir, cfg, resume)
     history = train(
         model, family, objective, data, cfg.train_config(), pad_id=vocab.pad_id, seed=cfg.seed,
         device=dev, evaluate=evaluate, progress=not quiet,
+        state_dir=state_dir, checkpoint_every=checkpoint_every, resume=resume,
     )
     metrics: dict = {}
     if rank == 0:
@@ -268,6 +310,7 @@ def run_experiment(
                  "direction": q.direction} for q, p in zip(task.test, preds)
             ])
             _write_json(out / "metrics.json", metrics)
+            shutil.rmtree(out / "train_state", ignore_errors=True)
     if distributed:
         import torch.distributed as dist
 

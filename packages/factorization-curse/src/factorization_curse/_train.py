@@ -109,11 +109,20 @@ def train(
     device: torch.device | str = "cpu",
     evaluate: Callable[[nn.Module], dict] | None = None,
     progress: bool = True,
+    state_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> list[dict]:
     """Train `model` on the rows of `data` (N, T) and return the history (loss, evaluations).
 
     Under DDP every process draws a disjoint slice of the same shuffled global batch, gradients
     are averaged by DDP, and only rank 0 evaluates and reports progress.
+
+    With `state_dir`, the full training state (model, optimizer, schedule, data order, random
+    generators, history) is written there every `checkpoint_every` steps (0: at every
+    evaluation), to a temp file then renamed, so an interrupted run keeps its last state. With
+    `resume`, training continues from that state; the resumed run ends with the same parameters
+    as an uninterrupted one.
     """
     from tqdm.auto import tqdm
 
@@ -138,9 +147,22 @@ def train(
     cursor = 0
     eval_every = cfg.eval_every or max(1, cfg.steps // 10)
     history: list[dict] = []
-    start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), disable=not progress or rank != 0, desc=f"{objective.name}", leave=False)
     running = None
+    first = 0
+    elapsed = 0.0
+    if resume and state_dir is not None and (Path(state_dir) / STATE_FILE).exists():
+        st = _load_state(Path(state_dir), cfg, rank, world)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        order_gen.set_state(st["order_gen"])
+        noise_gen.set_state(st["noise_gen"])
+        perm, cursor, running = st["perm"], st["cursor"], st["running"]
+        history, first, elapsed = st["history"], st["step"], st["seconds"]
+    every = checkpoint_every or eval_every
+    start = time.perf_counter() - elapsed
+    bar = tqdm(range(first, cfg.steps), disable=not progress or rank != 0, desc=f"{objective.name}",
+               leave=False, initial=first, total=cfg.steps)
     for step in bar:
         if cursor + global_batch > n:
             perm = torch.randperm(n, generator=order_gen)
@@ -171,6 +193,14 @@ def train(
             if evaluate is not None and rank == 0:
                 record.update(evaluate(model))
             history.append(record)
+        if state_dir is not None and ((step + 1) % every == 0 or last):
+            _save_state(Path(state_dir), {
+                "step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "order_gen": order_gen.get_state(),
+                "noise_gen": noise_gen.get_state(), "perm": perm, "cursor": cursor,
+                "running": running, "history": history, "seconds": time.perf_counter() - start,
+                "config": asdict(cfg), "world_size": world,
+            }, rank)
     if world > 1:  # DDP sanity check: every rank must end with rank 0's parameters
         import torch.distributed as dist
 
@@ -181,6 +211,48 @@ def train(
         dist.all_reduce(diff, op=dist.ReduceOp.MAX)
         history[-1]["ddp_max_param_diff"] = diff.item()
     return history
+
+
+STATE_FILE = "state.pt"
+
+
+def _rank_file(rank: int) -> str:
+    return STATE_FILE if rank == 0 else f"noise_rank{rank}.pt"
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _save_state(directory: Path, state: dict, rank: int) -> None:
+    """Rank 0 writes the whole state; other ranks only their own masking generator."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _atomic_save(state, directory / STATE_FILE)
+    else:
+        _atomic_save({"step": state["step"], "noise_gen": state["noise_gen"]}, directory / _rank_file(rank))
+
+
+def _load_state(directory: Path, cfg: TrainConfig, rank: int, world: int) -> dict:
+    st = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
+    saved, now = st["config"], asdict(cfg)
+    diff = {k: (saved.get(k), v) for k, v in now.items() if k != "eval_every" and saved.get(k) != v}
+    if diff:
+        raise ValueError(
+            f"cannot resume from {directory}: the training config differs from the saved one "
+            f"(field: (saved, now)) {diff}; use a new output folder or the same settings"
+        )
+    if st["world_size"] != world:
+        raise ValueError(f"cannot resume from {directory}: saved with {st['world_size']} processes, now {world}")
+    if rank != 0:
+        mine = torch.load(directory / _rank_file(rank), map_location="cpu", weights_only=True)
+        if mine["step"] != st["step"]:
+            raise ValueError(f"cannot resume from {directory}: rank {rank} state is at step "
+                             f"{mine['step']}, rank 0 at {st['step']}")
+        st["noise_gen"] = mine["noise_gen"]
+    return st
 
 
 def config_dict(cfg: TrainConfig) -> dict:
