@@ -25,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--jobs", type=int, default=1, help="grid cells run at once (separate processes)")
+    p.add_argument("--resume", action="store_true", help="skip finished cells, continue interrupted ones")
     a = p.parse_args(argv)
     run_table(a.out, tasks=tuple(a.tasks), objectives=tuple(a.objectives) if a.objectives else None,
-              quick=a.quick, seed=a.seed, device=a.device, quiet=a.quiet)
+              quick=a.quick, seed=a.seed, device=a.device, quiet=a.quiet, jobs=a.jobs, resume=a.resume)
     print((a.out / "results.md").read_text())
     return 0
 

@@ -23,8 +23,9 @@ PRESETS: dict[str, dict[str, dict]] = {
         "full": dict(n_items=1000, entity_len=1, n_symbols=2000, steps=20000, batch_size=128,
                      d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
     },
+    # 3000 steps: with 1000 (400 of warmup) MLM-U had not even fitted its trained queries
     "relationship": {
-        "quick": dict(n_items=100, entity_len=1, n_symbols=300, steps=1000, batch_size=64,
+        "quick": dict(n_items=100, entity_len=1, n_symbols=300, steps=3000, batch_size=64,
                       warmup_fraction=QUICK_WARMUP),
         "full": dict(n_items=500, entity_len=2, n_symbols=100, steps=20000, batch_size=128,
                      d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
