@@ -37,7 +37,7 @@ def test_ar_shows_the_reversal_curse_on_retrieval(tmp_path):
 
     from factorization_curse import RunConfig, run_experiment
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     cfg = RunConfig(task="retrieval", objective="ar", n_items=60, entity_len=1, n_symbols=120,
                     steps=300, batch_size=64, eval_every=300)
     m = run_experiment(cfg, tmp_path / "ar", device="cpu", quiet=True)
@@ -54,7 +54,7 @@ def test_mlm_u_answers_held_out_queries_in_both_directions(tmp_path):
     from factorization_curse._experiment import run_experiment
     from factorization_curse._table import preset_config
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     cfg = preset_config("retrieval", "mlm-u", quick=True, seed=0, eval_every=1000)
     m = run_experiment(cfg, None, device="cpu", quiet=True, final_decodes=("l2r",))
     assert m["n_test_forward"] == m["n_test_backward"] == 50
