@@ -188,3 +188,10 @@ def test_resume_refuses_a_different_training_config(tmp_path):
     with pytest.raises(ValueError, match=r"cannot resume .*'lr': \(0.001, 0.002\)"):
         train(_past(), "past", get_objective("mlm-u"), data, TrainConfig(steps=4, batch_size=2, lr=2e-3),
               pad_id=0, progress=False, state_dir=tmp_path, resume=True)
+
+
+def test_negative_checkpoint_interval_is_rejected(tmp_path):
+    data = torch.tensor([[2, 5, 6, 7, 3, 0]])
+    with pytest.raises(ValueError, match="checkpoint_every must be >= 0, got -1"):
+        train(_past(), "past", get_objective("ar"), data, TrainConfig(steps=2, batch_size=1), pad_id=0,
+              progress=False, state_dir=tmp_path, checkpoint_every=-1)

@@ -162,8 +162,6 @@ def _run(args: argparse.Namespace, overrides: dict, argv_full: list[str]) -> int
     else:
         cfg = RunConfig(task=task, seed=args.seed, **({"steps": 1500} | kw))
     out = args.out or Path("runs") / f"{task}-{cfg.objective}"
-    if args.checkpoint_every < 0:
-        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     m = run_experiment(cfg, out, device=args.device, quiet=args.quiet, argv=argv_full,
                        resume=args.resume, checkpoint_every=args.checkpoint_every)
     if m:

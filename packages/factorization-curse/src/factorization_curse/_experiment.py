@@ -30,6 +30,8 @@ from factorization_curse._tasks import (
 )
 from factorization_curse._train import (
     TrainConfig,
+    atomic_write,
+    config_diff,
     dist_info,
     maybe_init_distributed,
     resolve_device,
@@ -156,15 +158,18 @@ def _versions() -> dict:
 
 
 def _write_json(path: Path, obj: object) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
+
+
+def _config_json(cfg: RunConfig) -> dict:
+    """`cfg` as it reads back from config.json (tuples become lists)."""
+    return json.loads(json.dumps(asdict(cfg)))
 
 
 def _finished(out: Path, cfg: RunConfig) -> dict | None:
     """The stored metrics of a finished run of exactly `cfg` in `out`, else None."""
     try:
-        same = json.loads((out / "config.json").read_text()) == json.loads(json.dumps(asdict(cfg)))
+        same = json.loads((out / "config.json").read_text()) == _config_json(cfg)
         return json.loads((out / "metrics.json").read_text()) if same else None
     except (OSError, json.JSONDecodeError):
         return None
@@ -172,12 +177,12 @@ def _finished(out: Path, cfg: RunConfig) -> dict | None:
 
 def _claim_state_dir(state_dir: Path, cfg: RunConfig, resume: bool) -> None:
     """Record which run owns `state_dir`; refuse to resume another configuration's state."""
-    mine = json.loads(json.dumps(asdict(cfg)))
+    mine = _config_json(cfg)
     owner = state_dir / "run_config.json"
     if resume and owner.exists():
         saved = json.loads(owner.read_text())
         if saved != mine:
-            diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+            diff = config_diff(saved, mine)
             raise ValueError(f"cannot resume from {state_dir}: it belongs to another run configuration "
                              f"(field: (saved, now)) {diff}")
         return

@@ -77,17 +77,21 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` to a temp file beside `path`, then rename it into place: a kill never leaves
+    a half-written file under the final name."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(model: nn.Module, directory: Path, meta: dict) -> None:
     """model.safetensors + model.json, each written to a temp file then moved into place."""
     from safetensors.torch import save_model
 
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / "model.safetensors.tmp"
-    save_model(model, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, directory / "model.safetensors")
-    tmpj = directory / "model.json.tmp"
-    tmpj.write_text(json.dumps(meta, indent=2))
-    os.replace(tmpj, directory / "model.json")
+    atomic_write(directory / "model.safetensors", lambda tmp: save_model(model, str(tmp), metadata={"format": "pt"}))
+    atomic_write(directory / "model.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2)))
 
 
 def load_checkpoint(model: nn.Module, directory: Path) -> nn.Module:
@@ -126,6 +130,8 @@ def train(
     """
     from tqdm.auto import tqdm
 
+    if checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
     device = torch.device(device)
     rank, world = dist_info()
     model.to(device)
@@ -221,9 +227,12 @@ def _rank_file(rank: int) -> str:
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def config_diff(saved: dict, now: dict, ignore: tuple[str, ...] = ()) -> dict:
+    """{field: (saved value, current value)} for every field that differs."""
+    return {k: (saved.get(k), v) for k, v in now.items() if k not in ignore and saved.get(k) != v}
 
 
 def _save_state(directory: Path, state: dict, rank: int) -> None:
@@ -238,7 +247,7 @@ def _save_state(directory: Path, state: dict, rank: int) -> None:
 def _load_state(directory: Path, cfg: TrainConfig, rank: int, world: int) -> dict:
     st = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
     saved, now = st["config"], asdict(cfg)
-    diff = {k: (saved.get(k), v) for k, v in now.items() if k != "eval_every" and saved.get(k) != v}
+    diff = config_diff(saved, now, ignore=("eval_every",))
     if diff:
         raise ValueError(
             f"cannot resume from {directory}: the training config differs from the saved one "
