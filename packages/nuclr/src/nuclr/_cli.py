@@ -50,7 +50,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
                    help="learn the correction to this theory table (e.g. WS3, FRDM1995); default: SEMF prior")
     p.add_argument("--observables", choices=["surface", "heads"], default=None,
                    help="surface = S and Q values computed from the predicted mass surface (trained through it); "
-                        "heads = one output per observable (0.1 behaviour); default surface")
+                        "heads = one output per observable (default; chosen on validation)")
     p.add_argument("--optimizer", choices=["adamw", "mup"], default=None,
                    help="adamw, or mup = AdamW with muP scaling (hidden lr and readout x base/width); default adamw")
     p.add_argument("--lr", type=float, default=None, help="override TrainConfig.lr (default 3e-3)")

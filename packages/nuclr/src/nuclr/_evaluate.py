@@ -237,7 +237,19 @@ def leakage_curve(train_rows: TaskRows, test: TaskRows, pred: np.ndarray) -> lis
     return curve
 
 
-def bootstrap_rms(err: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+def _bootstrap_weights(groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group index per row, row count per group, [n_boot, n_groups] multiplicities of resampled groups)."""
+    uniq, inv = np.unique(groups, return_inverse=True)
+    cnt = np.bincount(inv, minlength=uniq.size).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, uniq.size, size=(n_boot, uniq.size))
+    flat = (np.arange(n_boot)[:, None] * uniq.size + pick).ravel()
+    w = np.bincount(flat, minlength=n_boot * uniq.size).reshape(n_boot, uniq.size).astype(np.float64)
+    return inv, cnt, w
+
+
+def bootstrap_rms(err: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                  _weights: tuple | None = None) -> np.ndarray:
     """Bootstrap replicates of the RMS over rows resampled by group (nucleus), shape [n_boot, S].
 
     ``err`` is [rows] or [S, rows] (one row of errors per seed or per model); the same resampled
@@ -246,15 +258,8 @@ def bootstrap_rms(err: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000, se
     err = np.atleast_2d(np.asarray(err, dtype=np.float64))
     if not np.all(np.isfinite(err)):
         raise ValueError("bootstrap_rms: errors contain NaN or inf")
-    uniq, inv = np.unique(groups, return_inverse=True)
-    sq = np.zeros((err.shape[0], uniq.size))
-    for s in range(err.shape[0]):
-        sq[s] = np.bincount(inv, weights=err[s] ** 2, minlength=uniq.size)
-    cnt = np.bincount(inv, minlength=uniq.size).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, uniq.size, size=(n_boot, uniq.size))
-    w = np.zeros((n_boot, uniq.size))
-    np.add.at(w, (np.repeat(np.arange(n_boot), uniq.size), pick.ravel()), 1.0)
+    inv, cnt, w = _weights if _weights is not None else _bootstrap_weights(groups, n_boot, seed)
+    sq = np.stack([np.bincount(inv, weights=e**2, minlength=cnt.size) for e in err])
     return np.sqrt((w @ sq.T) / (w @ cnt)[:, None])
 
 
@@ -293,7 +298,8 @@ def summarize(test: TaskRows, model_preds: np.ndarray, baselines: dict[str, np.n
         groups = test.nucleus_id[idx]
         err = model_preds[:, idx] - truth
         per_seed = np.sqrt(np.mean(err**2, axis=1))
-        boot = bootstrap_rms(err, groups, n_boot=n_boot, seed=seed).mean(axis=1)
+        weights = _bootstrap_weights(groups, n_boot, seed)
+        boot = bootstrap_rms(err, groups, _weights=weights).mean(axis=1)
         out["model"][task] = {"rms": float(per_seed.mean()), "per_seed": per_seed.tolist(),
                               "ci95": np.percentile(boot, [2.5, 97.5]).tolist(), "n": int(idx.size), "unit": unit}
         for name, p in baselines.items():
@@ -302,7 +308,7 @@ def summarize(test: TaskRows, model_preds: np.ndarray, baselines: dict[str, np.n
                                                 "note": f"covers < {min_coverage:.0%} of the rows"}
                 continue
             e = p[idx] - truth
-            b = bootstrap_rms(e, groups, n_boot=n_boot, seed=seed)[:, 0]
+            b = bootstrap_rms(e, groups, _weights=weights)[:, 0]
             out["baselines"][name][task] = {"rms": rms(p[idx], truth), "ci95": np.percentile(b, [2.5, 97.5]).tolist(),
                                             "n": int(idx.size), "unit": unit,
                                             "fitted_to_evaluation_data": bool(in_sample.get(name, False))}

@@ -40,6 +40,29 @@ def _ensemble(models: list[Trained], z: np.ndarray, n: np.ndarray, tasks: tuple[
     return out
 
 
+def _last_bound(s: np.ndarray, index: dict, z: int, start: int, direction: int) -> float:
+    """Last N (walking in ``direction`` from ``start``) with S > 0 before the first S <= 0.
+
+    If the start nucleus is already unbound, walk back inwards to the first bound one. NaN when
+    the walk leaves the N range the models know (the drip line is not reached).
+    """
+    if (z, start) not in index:
+        return float("nan")
+    if s[index[(z, start)]] <= 0:
+        n = start - direction
+        while (z, n) in index:
+            if s[index[(z, n)]] > 0:
+                return float(n)
+            n -= direction
+        return float("nan")
+    n = start
+    while (z, n + direction) in index:
+        if s[index[(z, n + direction)]] <= 0:
+            return float(n)
+        n += direction
+    return float("nan")
+
+
 def prediction_table(models: list[Trained], *, year: int = 2020) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(nuclei, drip lines) predicted by an ensemble (mean and sample sigma over its models).
 
@@ -75,39 +98,37 @@ def prediction_table(models: list[Trained], *, year: int = 2020) -> tuple[pd.Dat
     keep = np.zeros(zz.size, bool)
     drip = []
     for z in seen_z:
-        ns = [int(v) for v in frame.n[frame.z == z] if v in seen_n]
-        start_hi = max(ns) if ns else None
-        start_lo = min(ns) if ns else None
-        if start_hi is None:
+        this = frame[frame.z == z]
+        ns = [int(v) for v in this.n[this.mass_measured] if v in seen_n] or [int(v) for v in this.n if v in seen_n]
+        if not ns:
             continue
         row = {"z": z}
-        for key, task, direction, start in (("n_drip_1n", "s_n", 1, start_hi), ("n_drip_2n", "s_2n", 1, start_hi),
-                                            ("n_drip_1p", "s_p", -1, start_lo), ("n_drip_2p", "s_2p", -1, start_lo)):
-            last, n = start - direction, start
-            while (z, n) in index:
-                if pred[f"{task}_mean"][index[(z, n)]] <= 0:
-                    break
-                last, n = n, n + direction
-            else:
-                last = np.nan  # walked off the N range the models know: drip line not reached
+        for key, task, direction, start in (("n_drip_1n", "s_n", 1, max(ns)), ("n_drip_2n", "s_2n", 1, max(ns)),
+                                            ("n_drip_1p", "s_p", -1, min(ns)), ("n_drip_2p", "s_2p", -1, min(ns))):
+            last = _last_bound(pred[f"{task}_mean"], index, z, start, direction)
             row[key] = last
         drip.append(row)
-        lo = np.nanmin([row["n_drip_1p"], row["n_drip_2p"]]) if not np.isnan([row["n_drip_1p"], row["n_drip_2p"]]).all() else n_lo
-        hi = np.nanmax([row["n_drip_1n"], row["n_drip_2n"]]) if not np.isnan([row["n_drip_1n"], row["n_drip_2n"]]).all() else n_hi
+        # the looser of the one- and two-nucleon lines; a line not reached leaves that side open
+        p_side = [row["n_drip_1p"], row["n_drip_2p"]]
+        n_side = [row["n_drip_1n"], row["n_drip_2n"]]
+        lo = n_lo if np.isnan(p_side).any() else min(p_side)
+        hi = n_hi if np.isnan(n_side).any() else max(n_side)
         keep |= (zz == z) & (nn >= lo) & (nn <= hi)
     flags = np.array(["measured" if known.get((int(a), int(b))) else ("estimated" if (int(a), int(b)) in known else "new")
                       for a, b in zip(zz, nn)])
     cols: dict[str, object] = {"z": zz, "n": nn, "a": zz + nn, "flag": flags}
-    fz = frame.set_index(["z", "n"])
+    pos_in_frame = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(frame.z, frame.n))}
+    pos = np.array([pos_in_frame.get((int(a), int(b)), -1) for a, b in zip(zz, nn)])
+    has = pos >= 0
     for task in tasks:
         cols[f"{task}_mean"] = pred[f"{task}_mean"]
         cols[f"{task}_sigma"] = pred[f"{task}_sigma"]
         col, flag, _ = TASK_COLUMNS[task]
         meas = np.full(zz.size, np.nan)
-        if col in fz:
-            for i, (a, b) in enumerate(zip(zz.tolist(), nn.tolist())):
-                if (a, b) in fz.index and bool(fz.at[(a, b), flag]):
-                    meas[i] = fz.at[(a, b), col]
+        if col in frame:
+            values = frame[col].to_numpy(dtype=float)[np.maximum(pos, 0)]
+            ok = has & frame[flag].to_numpy(dtype=bool)[np.maximum(pos, 0)]
+            meas[ok] = values[ok]
         cols[f"{task}_nubase{year}"] = meas
     table = pd.DataFrame(cols)[keep].reset_index(drop=True)
     return table, pd.DataFrame(drip)
