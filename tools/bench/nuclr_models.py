@@ -139,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the intervals")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the validation and the finished runs of OUT/bench_models.json; run only the rest")
+    parser.add_argument("--only", default=None, help="semicolon-separated run names (as in the plan) to run")
+    parser.add_argument("--run-seeds", default=None,
+                        help="NAME=SEEDS;... override the seeds of named runs (e.g. 'mass-closed, surface=0')")
     args = parser.parse_args(argv)
     try:
         seeds = tuple(int(s) for s in args.seeds.split(","))
@@ -241,10 +246,25 @@ def main(argv: list[str] | None = None) -> int:
             md += [f"### {name}", "", f"{res['seconds']:.0f} s", "", metrics_markdown(res), ""]
         (args.out / "bench_models.md").write_text("\n".join(md) + "\n")
 
-    v = validation(base, args.device, seeds[0], args.workers)
-    report["validation"] = v
-    log(f"validation: {v['mean_relative_rms_vs_heads']} -> default {v['chosen']}")
+    previous = args.out / "bench_models.json"
+    if args.resume and previous.exists():
+        old = json.loads(previous.read_text())
+        report["validation"] = old["validation"]
+        report["runs"] = old["runs"]
+        report["date"] = old["date"] + " (resumed " + report["date"] + ")"
+        v = report["validation"]
+        log(f"resumed: validation chose {v['chosen']}; finished runs {list(report['runs'])}")
+    else:
+        v = validation(base, args.device, seeds[0], args.workers)
+        report["validation"] = v
+        log(f"validation: {v['mean_relative_rms_vs_heads']} -> default {v['chosen']}")
     save()
+    only = None if args.only is None else {x.strip() for x in args.only.split(";")}
+    seed_over = {}
+    for item in (args.run_seeds or "").split(";"):
+        if item.strip():
+            key, val = item.rsplit("=", 1)
+            seed_over[key.strip()] = tuple(int(x) for x in val.split(","))
     chosen = v["chosen"]
     other = "heads" if chosen == "surface" else "surface"
     plan = [
@@ -259,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     per_model: float | None = None
     for name, protocol, cfg, run_seeds, save_models in plan:
+        if name in report["runs"] or (only is not None and name not in only):
+            continue
+        run_seeds = seed_over.get(name, run_seeds)
         n_models = len(run_seeds) * (1 if protocol == "ame2016-to-2020" else (args.folds or args.k))
         elapsed = time.perf_counter() - start
         if per_model is not None and elapsed + per_model * n_models / max(1, args.workers) > args.time_budget:

@@ -207,6 +207,26 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    _setup(args)
+    from dataclasses import replace as _replace
+
+    from nuclr._paper import PAPER_CONFIG, SMOKE_CONFIG, paper_run
+    from nuclr._train import resolve_device
+
+    if args.minutes <= 0:
+        raise SystemExit("error: --minutes must be > 0")
+    config = SMOKE_CONFIG if args.quick else PAPER_CONFIG
+    over = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("epochs", args.epochs),
+                              ("optimizer", args.optimizer), ("observables", args.observables)) if v is not None}
+    config = _replace(config, **over)
+    device = str(resolve_device(args.device))
+    write_run_info(args.out, config, sys.argv, args.seed)
+    paper_run(args.out, config=config, k=args.k, folds=args.folds, seed=args.seed, device=device,
+              minutes=args.minutes, workers=args.workers, poll_s=2.0 if args.quick else 20.0)
+    return 0
+
+
 def cmd_baselines(args: argparse.Namespace) -> int:
     from nuclr._baselines import baselines_table
 
@@ -273,6 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", type=Path, default=None, help="chart PNG (default: OUT with .png)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("paper", help="time-boxed paper-scale mass-closed k-fold (GPU campaign job)", formatter_class=fmt)
+    _common(p, "runs/nuclr-paper")
+    p.add_argument("--quick", action="store_true", help="CPU smoke size (width 16, depth 1)")
+    p.add_argument("--minutes", type=float, default=6.5, help="wall-clock budget; the run stops itself inside it")
+    p.add_argument("--k", type=int, default=5, help="folds")
+    p.add_argument("--folds", type=int, default=None, help="run only the first FOLDS folds")
+    p.add_argument("--workers", type=int, default=None, help="folds trained at once (default: all)")
+    p.add_argument("--width", type=int, default=None, help="default 1024 (NuCLR v1)")
+    p.add_argument("--depth", type=int, default=None, help="default 4")
+    p.add_argument("--epochs", type=int, default=None, help="cap on epochs (default 50000; the time budget decides)")
+    p.add_argument("--optimizer", choices=["adamw", "mup"], default=None, help="default mup (MuAdamW-style)")
+    p.add_argument("--observables", choices=["surface", "heads"], default=None, help="default heads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads of the main process")
+    p.set_defaults(func=cmd_paper)
 
     p = sub.add_parser("baselines", help="RMS of the theory tables and the fitted SEMF against NUBASE2020", formatter_class=fmt)
     p.add_argument("--out", type=Path, default=Path("runs/nuclr-baselines"), help="output folder")

@@ -277,13 +277,16 @@ def train(
     quiet: bool = True,
     checkpoint_every: int = 0,
     stop_after: int | None = None,
+    callback=None,
+    callback_every: int = 0,
 ) -> Trained:
     """Train a NuCLR model on ``rows`` (built with the same tasks/residual table as ``config``).
 
     With ``out_dir`` the model (safetensors + JSON) and the optimizer/RNG state are saved at the end
     and every ``checkpoint_every`` steps; ``resume=True`` continues from them. ``stop_after`` ends
     the run early after that many steps (the schedule still assumes the full length), as if the
-    process had been interrupted.
+    process had been interrupted. ``callback(step, total, loss, trained)`` is called every
+    ``callback_every`` steps (learning curves); the model is in train mode again afterwards.
     """
     if rows.tasks != config.tasks:
         raise ValueError(f"rows were built for tasks {rows.tasks}, config has {config.tasks}")
@@ -333,7 +336,7 @@ def train(
     tw = torch.from_numpy(row_w).float().to(dev)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, disable=quiet, desc="train", unit="step")
+    bar = tqdm(total=total, initial=step, disable=True if quiet else None, desc="train", unit="step")
     model.train()
     loss_val = math.nan
     end = total if stop_after is None else min(total, stop_after)
@@ -371,6 +374,9 @@ def train(
                     raise FloatingPointError(f"training loss became {loss_val} at step {step}")
                 bar.set_postfix(loss=f"{loss_val:.2e}")
             bar.update(1)
+            if callback is not None and callback_every and (step % callback_every == 0 or step == end):
+                callback(step, total, float(loss.detach().item()), trained)
+                model.train()
             if out_dir is not None and checkpoint_every and step % checkpoint_every == 0:
                 trained.save(out_dir)
                 _save_state(out_dir, opt, step, gen)
