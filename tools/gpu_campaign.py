@@ -129,7 +129,7 @@ def _last_line(job: Job) -> str:
     return text[-100:]
 
 
-def _finish(job: Job, *, smoke: bool, device: str, records_dir: Path | None, campaign_command: str) -> Path:
+def _finish(job: Job, *, smoke: bool, device: str, records_dir: Path | None, campaign_command: str, records_root: Path = ROOT) -> Path:
     """Write the job's record, whatever its status; return its path."""
     assert job.out is not None and job.started is not None
     seconds = time.monotonic() - job.started
@@ -153,7 +153,7 @@ def _finish(job: Job, *, smoke: bool, device: str, records_dir: Path | None, cam
         "campaign_command": campaign_command,
         "log_tail": _log_tail(job),
     }
-    target = (records_dir / f"{job.name}.json") if records_dir else ROOT / job.record
+    target = (records_dir / f"{job.name}.json") if records_dir else records_root / job.record
     command = ["python3", *_argv(job, smoke, device)[1:]]
     write_record(target, payload, command=command, package=job.package, status=job.status, seconds=seconds)
     return target
@@ -171,6 +171,7 @@ def run_campaign(
     records_dir: Path | None = None,
     status_every: float = 30.0,
     campaign_command: str = "",
+    records_root: Path = ROOT,
 ) -> dict[str, str]:
     """Run ``jobs`` concurrently within the budget; return each job's final status."""
     start = time.monotonic()
@@ -210,7 +211,7 @@ def run_campaign(
                 job.out = work_dir / job.name
                 job.out.mkdir(parents=True, exist_ok=True)
                 job.started = now
-                target = _finish(job, smoke=smoke, device=device, records_dir=records_dir, campaign_command=campaign_command)
+                target = _finish(job, smoke=smoke, device=device, records_dir=records_dir, campaign_command=campaign_command, records_root=records_root)
                 finished[job.name] = job.status
                 say(f"{job.name}: not started, the budget ran out (record {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target})")
             pending.clear()
@@ -219,7 +220,7 @@ def run_campaign(
             assert job.process is not None and job.deadline is not None
             if job.process.poll() is not None:
                 running.remove(job)
-                target = _finish(job, smoke=smoke, device=device, records_dir=records_dir, campaign_command=campaign_command)
+                target = _finish(job, smoke=smoke, device=device, records_dir=records_dir, campaign_command=campaign_command, records_root=records_root)
                 finished[job.name] = job.status
                 say(f"{job.name}: {job.status} (exit {job.process.returncode}) after {time.monotonic() - job.started:.0f} s -> {target}")
                 if job.status != "ok":
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="run every job's tiny smoke command on the CPU")
     parser.add_argument("--only", action="append", default=None, help="a job name or package name to run (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="write records here (<job>.json) instead of each job's record path; required with --smoke")
+    parser.add_argument("--records-root", type=Path, default=ROOT, help="write each record at this folder / its declared path (to carry them back from a GPU machine)")
     parser.add_argument("--work", type=Path, default=None, help="job output folders (default: <out>/work, or /tmp/gpu_campaign)")
     parser.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget for the whole campaign (default 9; 5 with --smoke)")
     parser.add_argument("--memory-gb", type=float, default=130.0, help="GPU memory the jobs may declare together")
@@ -298,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=work,
         records_dir=args.out,
         status_every=args.status_every,
+        records_root=args.records_root,
         campaign_command=" ".join(["python3", "tools/gpu_campaign.py", *(argv if argv is not None else sys.argv[1:])]),
     )
     summary = {"statuses": statuses, "budget_minutes": budget, "smoke": args.smoke}
