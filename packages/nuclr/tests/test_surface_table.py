@@ -114,3 +114,30 @@ def test_table_ensemble_flags_and_drip_lines(tmp_path, capsys):
     for _, d in drip.iterrows():
         if np.isfinite(d.n_drip_1n) and np.isfinite(d.n_drip_2n):
             assert t[t.z == d.z].n.max() == max(d.n_drip_1n, d.n_drip_2n)
+
+
+def test_semf_control_targets_come_from_one_liquid_drop():
+    from nuclr._control import semf_control_rows
+    from nuclr._physics import SemfFit
+
+    rows = _small_rows(("binding", "s_n", "q_alpha"))
+    ctl = semf_control_rows(rows)
+    b = rows.task == 0
+    semf = SemfFit.fit(rows.z[b], rows.n[b], rows.value[b])
+    np.testing.assert_allclose(ctl.value[b], semf.binding_energy_kev(rows.z[b], rows.n[b]))
+    sn = rows.task == 1
+    expected = semf.binding_energy_kev(rows.z[sn], rows.n[sn]) - semf.binding_energy_kev(rows.z[sn], rows.n[sn] - 1)
+    np.testing.assert_allclose(ctl.value[sn], expected, atol=1e-6)
+    assert not np.allclose(ctl.value, rows.value)
+
+
+def test_shell_signal_sees_kinks_at_magic_numbers_only():
+    from nuclr._control import shell_signal
+
+    idx = np.arange(8, 151)
+    smooth = np.stack([np.sin(idx / 40.0), (idx / 100.0) ** 2], 1)
+    magic = np.array([8, 20, 28, 50, 82, 126])
+    shells = np.stack([np.min(np.abs(idx[:, None] - magic), 1).astype(float), np.cos(idx / 30.0)], 1)
+    w = np.array([0.5, 0.5])
+    assert shell_signal(idx, smooth, w) < 0.05
+    assert shell_signal(idx, shells, w) > 0.3

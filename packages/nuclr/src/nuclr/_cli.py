@@ -227,6 +227,25 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_control(args: argparse.Namespace) -> int:
+    _setup(args)
+    from dataclasses import replace as _replace
+
+    from nuclr._control import CONTROL_SMOKE, control_run
+    from nuclr._paper import PAPER_CONFIG
+    from nuclr._train import resolve_device
+
+    if args.minutes <= 0:
+        raise SystemExit("error: --minutes must be > 0")
+    config = CONTROL_SMOKE if args.quick else PAPER_CONFIG
+    over = {k: v for k, v in (("width", args.width), ("depth", args.depth)) if v is not None}
+    config = _replace(config, **over)
+    write_run_info(args.out, config, sys.argv, args.seed)
+    control_run(args.out, config=config, seed=args.seed, device=str(resolve_device(args.device)), minutes=args.minutes,
+                log=(lambda m: None) if args.quiet else print, figures=not args.quick)
+    return 0
+
+
 def cmd_baselines(args: argparse.Namespace) -> int:
     from nuclr._baselines import baselines_table
 
@@ -308,6 +327,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observables", choices=["surface", "heads"], default=None, help="default heads")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads of the main process")
     p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser("control", help="real vs SEMF-generated training data: embedding structure (campaign job)",
+                       formatter_class=fmt)
+    _common(p, "runs/nuclr-control")
+    p.add_argument("--quick", action="store_true", help="CPU smoke size (width 16, depth 1)")
+    p.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget for both trainings")
+    p.add_argument("--width", type=int, default=None, help="default 1024")
+    p.add_argument("--depth", type=int, default=None, help="default 4")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.set_defaults(func=cmd_control)
 
     p = sub.add_parser("baselines", help="RMS of the theory tables and the fitted SEMF against NUBASE2020", formatter_class=fmt)
     p.add_argument("--out", type=Path, default=Path("runs/nuclr-baselines"), help="output folder")

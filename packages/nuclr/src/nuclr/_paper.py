@@ -33,32 +33,48 @@ def _atomic_json(path: Path, obj: object) -> None:
     os.replace(tmp, path)
 
 
-def _worker(fold: int, config_dict: dict, k: int, split_seed: int, seed: int, device: str, stop_at_epoch_s: float,
-            out: str, eval_every_s: float) -> None:
-    """Train fold ``fold`` so that it ends before the wall-clock time ``stop_at_epoch_s`` (time.time())."""
+def time_boxed_train(rows, config: TrainConfig, *, seed: int, device: str, stop_at_epoch_s: float, callback=None,
+                     meta: dict | None = None):
+    """Train with as many epochs (<= ``config.epochs``) as end before ``stop_at_epoch_s`` (time.time()).
+
+    30 steps of the real model are timed first; the cosine schedule then spans the chosen epochs.
+    Returns (model, config actually used); ``meta`` receives the timing.
+    """
     import torch
 
-    from nuclr._evaluate import make_splits, per_task_rms
     from nuclr._train import train
 
-    torch.set_num_threads(1)
-    t_start = time.perf_counter()
-    out_dir = Path(out)
-    config = TrainConfig.from_dict(config_dict)
-    split = make_splits("mass-closed", config, k=k, seed=split_seed)[fold]
-    # calibration: time 30 steps of the real model (the schedule of this short run is irrelevant)
-    steps_per_epoch = max(1, -(-len(split.train) // config.batch_size))
+    steps_per_epoch = max(1, -(-len(rows) // config.batch_size))
     t0 = time.perf_counter()
-    train(split.train, config, seed=seed, device=device, stop_after=30)
+    train(rows, config, seed=seed, device=device, stop_after=30)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     per_step = (time.perf_counter() - t0) / 30
     remaining = stop_at_epoch_s - time.time()
     epochs = int(max(1, min(config.epochs, remaining * 0.9 / (per_step * steps_per_epoch))))
     cfg = replace(config, epochs=epochs)
+    if meta is not None:
+        meta.update(epochs_planned=epochs, seconds_per_step=per_step, steps_per_epoch=steps_per_epoch)
+    model = train(rows, cfg, seed=seed, device=device, callback=callback, callback_every=steps_per_epoch)
+    return model, cfg
+
+
+def _worker(fold: int, config_dict: dict, k: int, split_seed: int, seed: int, device: str, stop_at_epoch_s: float,
+            out: str, eval_every_s: float) -> None:
+    """Train fold ``fold`` so that it ends before the wall-clock time ``stop_at_epoch_s`` (time.time())."""
+    import torch
+
+    from nuclr._evaluate import make_splits, per_task_rms
+
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    out_dir = Path(out)
+    config = TrainConfig.from_dict(config_dict)
+    split = make_splits("mass-closed", config, k=k, seed=split_seed)[fold]
     curve: list[dict] = []
     last = [time.perf_counter()]
     test = split.test
+    meta: dict = {}
 
     def on_step(step: int, total: int, loss: float, trained) -> None:
         now = time.perf_counter()
@@ -66,12 +82,13 @@ def _worker(fold: int, config_dict: dict, k: int, split_seed: int, seed: int, de
             return
         last[0] = now
         res = per_task_rms(test, trained.predict_rows(test.z, test.n, test.task))
-        curve.append({"step": step, "epoch": step / steps_per_epoch, "train_loss": loss,
+        curve.append({"step": step, "epoch": step / meta["steps_per_epoch"], "train_loss": loss,
                       "seconds": now - t_start, "test_rms": {t: r["rms"] for t, r in res.items()}})
-        _atomic_json(out_dir / f"fold_{fold}_curve.json",
-                     {"fold": fold, "epochs_planned": epochs, "seconds_per_step": per_step, "curve": curve})
+        _atomic_json(out_dir / f"fold_{fold}_curve.json", {"fold": fold, **meta, "curve": curve})
 
-    model = train(split.train, cfg, seed=seed, device=device, callback=on_step, callback_every=max(1, steps_per_epoch))
+    model, cfg = time_boxed_train(split.train, config, seed=seed, device=device, stop_at_epoch_s=stop_at_epoch_s,
+                                  callback=on_step, meta=meta)
+    epochs = cfg.epochs
     pred = model.predict_rows(test.z, test.n, test.task)
     np.save(out_dir / f"fold_{fold}_pred.tmp.npy", pred)
     os.replace(out_dir / f"fold_{fold}_pred.tmp.npy", out_dir / f"fold_{fold}_pred.npy")
