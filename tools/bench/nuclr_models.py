@@ -34,6 +34,7 @@ import torch
 from nuclr._data import ground_states
 from nuclr._dataset import build_rows
 from nuclr._evaluate import closure_mask, evaluate, metrics_markdown, per_task_rms
+from nuclr._evaluate import format_rms_entry as _cell
 from nuclr._physics import TheoryTable
 from nuclr._train import TrainConfig, train
 
@@ -93,18 +94,6 @@ def validation(base: TrainConfig, device: str, seed: int, workers: int) -> dict:
     chosen = "surface" if score["surface"] <= score["heads"] else "heads"
     return {"split": "NUBASE2016-measured nuclei, 20% held out (mass-closed), seed 1234", "rms": res,
             "mean_relative_rms_vs_heads": score, "chosen": chosen}
-
-
-def _cell(entry: dict | None) -> str:
-    if not entry or entry.get("rms") is None:
-        return "–"
-    f = "{:.4f}" if entry["unit"] == "fm" else "{:.0f}"
-    s = f.format(entry["rms"])
-    if "ci95" in entry:
-        s += " [" + ", ".join(f.format(v) for v in entry["ci95"]) + "]"
-    if entry.get("fitted_to_evaluation_data"):
-        s += " †"
-    return s
 
 
 def protocol_table(name: str, caption: str, runs: list[tuple[str, dict]], baselines_from: dict,

@@ -119,14 +119,9 @@ def check_nucleus(z: object, n: object) -> tuple[int, int]:
 
 def _parse_value(text: str, what: str, where: str) -> tuple[float, bool]:
     """Parse an AME/NUBASE number; ``#`` marks a value from systematics (not measured)."""
-    s = text.strip()
-    estimated = "#" in s
-    if estimated:
-        s = s.rstrip("#") if s.endswith("#") else s.replace("#", ".")
-    try:
-        return float(s), not estimated
-    except ValueError as exc:
-        raise ValueError(f"{where}: cannot parse {what} from {text!r}") from exc
+    from nuclr._ame import parse_ame_number
+
+    return parse_ame_number(text, what, where)
 
 
 def _parse_half_life(value: str, unit: str) -> tuple[float, bool, bool]:

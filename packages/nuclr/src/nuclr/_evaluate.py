@@ -418,7 +418,7 @@ def evaluate(
                 consistency[task] = float(np.mean([rms(pred[i][sel], pred_surface[i][sel]) for i in range(len(seeds))]))
     dropped = sorted({tuple(p) for sp in splits for p in sp.extra.get("unseen_test_nuclei", [])})
     folds = []
-    for f, sp in enumerate(splits):
+    for sp in splits:
         extra = {key: v for key, v in sp.extra.items() if key != "held_out"}
         folds.append({"name": sp.name, "n_train_rows": len(sp.train), "n_test_rows": len(sp.test),
                       "n_held_out_nuclei": len(sp.extra.get("held_out", [])), **extra})
@@ -456,7 +456,8 @@ def evaluate(
     return result
 
 
-def _fmt(entry: dict | None, ci: bool = True) -> str:
+def format_rms_entry(entry: dict | None, ci: bool = True) -> str:
+    """One table cell: RMS (0 decimals in keV, 4 in fm) [95 % interval], † when fitted in-sample."""
     if entry is None or entry.get("rms") is None or not np.isfinite(entry["rms"]):
         return "–"
     f = "{:.4f}" if entry["unit"] == "fm" else "{:.0f}"
@@ -479,9 +480,9 @@ def metrics_markdown(result: dict) -> str:
     label = "NuCLR" + (" (residual to " + cfg["residual_table"] + ")" if cfg.get("residual_table") else "")
     if cfg.get("observables"):
         label += f", {cfg['observables']}"
-    lines.append(f"| **{label}** | " + " | ".join(_fmt(result["model"][t]) for t in tasks) + " |")
+    lines.append(f"| **{label}** | " + " | ".join(format_rms_entry(result["model"][t]) for t in tasks) + " |")
     for name, res in result["baselines"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(res.get(t)) for t in tasks) + " |")
+        lines.append(f"| {name} | " + " | ".join(format_rms_entry(res.get(t)) for t in tasks) + " |")
     lines.append("| rows scored | " + " | ".join(str(result["model"][t]["n"]) for t in tasks) + " |")
     notes = []
     if "seeds" in result:

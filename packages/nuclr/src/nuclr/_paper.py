@@ -102,7 +102,14 @@ def paper_run(out: Path, *, config: TrainConfig = PAPER_CONFIG, k: int = 5, fold
     """Run the time-boxed mass-closed k-fold at ``config``'s size; returns the final payload."""
     import multiprocessing as mp
 
-    from nuclr._evaluate import baseline_predictions, in_sample_baselines, make_splits, summarize, write_split
+    from nuclr._evaluate import (
+        baseline_predictions,
+        format_rms_entry,
+        in_sample_baselines,
+        make_splits,
+        summarize,
+        write_split,
+    )
     from nuclr._physics import DEFAULT_THEORY
 
     out = Path(out)
@@ -161,15 +168,8 @@ def paper_run(out: Path, *, config: TrainConfig = PAPER_CONFIG, k: int = 5, fold
             show = [t for t in ("binding", "s_n", "s_p", "s_2n", "q_alpha", "q_beta_minus", "q_ec", "charge_radius")
                     if t in summ["model"]]
 
-            def cell(e):
-                if not e or e.get("rms") is None:
-                    return "–"
-                f = "{:.4f}" if e["unit"] == "fm" else "{:.0f}"
-                return f.format(e["rms"]) + " [" + ", ".join(f.format(v) for v in e["ci95"]) + "]" + (
-                    " †" if e.get("fitted_to_evaluation_data") else "")
-
-            rows = [[f"NuCLR {config.width}x{config.depth}", *(cell(summ["model"][t]) for t in show)]]
-            rows += [[name, *(cell(summ["baselines"][name].get(t)) for t in show)] for name in bases]
+            rows = [[f"NuCLR {config.width}x{config.depth}", *(format_rms_entry(summ["model"][t]) for t in show)]]
+            rows += [[name, *(format_rms_entry(summ["baselines"][name].get(t)) for t in show)] for name in bases]
             rows.append(["rows scored", *(str(summ["model"][t]["n"]) for t in show)])
             tables.append({"name": "paper_scale", "caption": f"Mass-closed {k}-fold, folds finished {done}, epochs "
                            f"{metrics['epochs']}; RMS [95% bootstrap CI]; † fitted to data containing the test nuclei; "

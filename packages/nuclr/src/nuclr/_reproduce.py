@@ -13,21 +13,12 @@ SHOW = ("binding", "s_n", "s_p", "q_alpha", "q_beta_minus", "charge_radius")
 BASELINES = ("SEMF (fitted)", "DZ1995", "WS3", "BSkG3")
 
 
-def _cell(entry: dict | None) -> str:
-    if not entry or entry.get("rms") is None:
-        return "–"
-    f = "{:.4f}" if entry["unit"] == "fm" else "{:.0f}"
-    s = f.format(entry["rms"])
-    if "ci95" in entry:
-        s += " [" + ", ".join(f.format(v) for v in entry["ci95"]) + "]"
-    return s + (" †" if entry.get("fitted_to_evaluation_data") else "")
-
-
 def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool) -> str:
     """Run the protocols (quick: one fold, small network), write record.json, return markdown."""
     import torch
 
     from nuclr._evaluate import evaluate
+    from nuclr._evaluate import format_rms_entry as _cell
     from nuclr._interpret import interpret
     from nuclr._train import TrainConfig, resolve_device
 

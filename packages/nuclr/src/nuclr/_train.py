@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nuclr._dataset import DEFAULT_TASKS, TaskRows, binding_formula, check_tasks, mass_partners, priors
+from nuclr._dataset import (
+    DEFAULT_TASKS,
+    TaskRows,
+    binding_formula,
+    check_tasks,
+    mass_partners,
+    priors,
+)
 from nuclr._model import ModelConfig, NuCLR
 
 FORMAT_VERSION = 2
