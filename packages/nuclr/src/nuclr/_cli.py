@@ -204,7 +204,31 @@ def cmd_table(args: argparse.Namespace) -> int:
     print(f"{len(table)} nuclei from an ensemble of {len(models)} models ({counts}); two-neutron drip line reached "
           f"for {reached} of {len(drip)} Z values; wrote {args.out}, "
           f"{args.out.with_name(args.out.stem + '_driplines.csv')}, {figure}")
+    if args.payload is not None:
+        show = [z for z in (8, 20, 28, 40, 50, 60, 70, 82) if z in set(drip.z.tolist())]
+        d = drip.set_index("z")
+        payload = {
+            "experiment": "prediction_table", "seeds": [],
+            "config": {"models": [str(p) for p in paths], "n_models": len(models)},
+            "metrics": {"flags": {k: int(v) for k, v in counts.items()}, "n_nuclei": len(table),
+                        "z_with_2n_dripline_reached": reached, "n_z": len(drip),
+                        "driplines": drip.to_dict(orient="records")},
+            "tables": [
+                {"name": "flags", "caption": f"Nuclei in the table (ensemble of {len(models)} models)",
+                 "columns": ["flag", "nuclei"], "rows": [[k, int(v)] for k, v in counts.items()]},
+                {"name": "driplines", "caption": "Last bound N of the ensemble (S_n, S_2n > 0); NaN = beyond the N "
+                 "the models know", "columns": ["Z", "N drip S_n", "N drip S_2n"],
+                 "rows": [[z, _num(d.at[z, "n_drip_1n"]), _num(d.at[z, "n_drip_2n"])] for z in show]},
+            ],
+        }
+        _atomic_text(args.payload, json.dumps(payload, indent=1))
     return 0
+
+
+def _num(v: float) -> int | None:
+    import math
+
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -310,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model folders, or folders holding them (e.g. OUT/models of evaluate --save-models)")
     p.add_argument("--out", type=Path, default=Path("predictions.csv"), help="CSV to write (+ _driplines.csv beside it)")
     p.add_argument("--figure", type=Path, default=None, help="chart PNG (default: OUT with .png)")
+    p.add_argument("--payload", type=Path, default=None, help="also write a record payload (counts, drip lines)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=cmd_table)
 
