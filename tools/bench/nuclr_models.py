@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the intervals")
     parser.add_argument("--resume", action="store_true",
                         help="keep the validation and the finished runs of OUT/bench_models.json; run only the rest")
+    parser.add_argument("--not-run-reason", default=None, help="why planned runs have no result (for the record)")
     parser.add_argument("--only", default=None, help="semicolon-separated run names (as in the plan) to run")
     parser.add_argument("--run-seeds", default=None,
                         help="NAME=SEEDS;... override the seeds of named runs (e.g. 'mass-closed, surface=0')")
@@ -222,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
                    for name, res in runs.items()}
         metrics["validation"] = report.get("validation")
         metrics["skipped"] = report["skipped"]
+        metrics["not_run"] = report.get("not_run", [])
+        if report.get("not_run"):
+            tables.append({"name": "not_run", "caption": "Planned runs without a result in this record",
+                           "columns": ["run", "why"], "rows": [[name, report.get("not_run_reason", "skipped")]
+                                                               for name in report["not_run"]]})
         payload = {"experiment": "nuclr_models", "seeds": list(seeds),
                    "config": {**base.to_dict(), "k": args.k, "folds": args.folds, "device": device_name,
                               "workers": args.workers, "n_boot": args.n_boot},
@@ -291,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name}: binding {b['rms']:.0f} keV [{b['ci95'][0]:.0f}, {b['ci95'][1]:.0f}] on {b['n']} nuclei "
             f"({res['seconds']:.0f} s); dropped nuclei {res['dropped_nuclei']}")
         save()
+    report["not_run"] = [name for name, *_ in plan if name not in report["runs"]]
+    if args.not_run_reason:
+        report["not_run_reason"] = args.not_run_reason
+    save()
     print((args.out / "bench_models.md").read_text())
     return 0
 
