@@ -86,7 +86,8 @@ def test_direct_norm_module_bounded():
 def test_activation_constants_compose():
     torch.manual_seed(0)
     model = nn.Sequential(LipschitzLinear(3, 4, kind="two", always_norm=True), nn.Sigmoid(), LipschitzLinear(4, 1, kind="two", always_norm=True))
-    assert lipschitz_bound(model, "two") == pytest.approx(0.25, rel=1e-6)
+    # Gram-iteration bound (>= sigma) and the rounding slack: at most 0.25, within 1e-5 of it
+    assert 0.25 * (1 - 1e-5) <= lipschitz_bound(model, "two") <= 0.25
 
 
 def test_unsupported_layer_is_an_error_not_a_guess():
@@ -106,7 +107,7 @@ def test_custom_certificate_hook():
             return 3.0, p_in
 
     model = nn.Sequential(LipschitzLinear(2, 2, kind="two", always_norm=True), Scale())
-    assert lipschitz_bound(model, "two") == pytest.approx(3.0, rel=1e-6)
+    assert 3.0 * (1 - 1e-5) <= lipschitz_bound(model, "two") <= 3.0
 
 
 def test_norm_switch_costs_sqrt_dim():

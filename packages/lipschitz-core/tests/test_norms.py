@@ -71,17 +71,18 @@ def test_vectorwise_bounds_operator_norm(shape, c, kind, seed):
     assert numpy_operator_norm(w, kind) == pytest.approx(c, rel=1e-9)
 
 
-def test_spectral_power_iteration_converges_in_training():
+def test_spectral_kind_is_the_same_function_in_training_and_eval():
     torch.manual_seed(0)
-    layer = LipschitzLinear(30, 20, kind="two", lipschitz_const=1.0).double().train()
+    layer = LipschitzLinear(30, 20, kind="two", lipschitz_const=1.0).double()
     with torch.no_grad():
-        layer.weight.mul_(10)
-    for _ in range(200):  # each training forward takes one power-iteration step
-        layer(torch.zeros(1, 30, dtype=torch.float64))
-    w_train = layer.normalized_weight().detach().numpy()
-    assert numpy_operator_norm(w_train, "two") == pytest.approx(1.0, rel=1e-6)
-    layer.eval()
-    assert numpy_operator_norm(layer.normalized_weight().detach().numpy(), "two") <= 1 + 1e-12
+        layer.weight_orig.mul_(10)
+    x = torch.randn(5, 30, dtype=torch.float64)
+    train_out = layer.train()(x)
+    eval_out = layer.eval()(x)
+    torch.testing.assert_close(train_out, eval_out, rtol=0, atol=0)
+    sigma = numpy_operator_norm(layer.normalized_weight().detach().numpy(), "two")
+    assert sigma <= 1.0
+    assert sigma >= 0.99  # the Gram bound after 8 steps is tight on a random 20x30 matrix
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -151,25 +152,23 @@ def test_all_zero_weight_stays_finite_with_always_norm():
     assert torch.isfinite(layer(torch.ones(1, 3))).all()
 
 
-@pytest.mark.parametrize("large", [False, True])
-def test_n_power_iterations_is_honoured_in_training(large, monkeypatch):
-    import lipschitz_core._constraint as constraint_module
+@pytest.mark.parametrize("n_iterations", [1, 2, 4, 8, 12])
+def test_gram_bound_is_an_upper_bound_and_converges(n_iterations):
+    from lipschitz_core import gram_spectral_bound
 
-    monkeypatch.setattr(constraint_module, "_LARGE_WEIGHT", 1 if large else 10**9)
-    torch.manual_seed(0)
-    w = torch.randn(30, 20, dtype=torch.float64) * 3
-    results = {}
-    for steps in (1, 100):
-        torch.manual_seed(1)
-        constraint = OperatorNormConstraint("two", 1.0, always_norm=True, shape=(30, 20), n_power_iterations=steps).double()
-        results[steps] = numpy_operator_norm(constraint.train()(w).detach().numpy(), "two")
-    assert results[100] == pytest.approx(1.0, rel=1e-9)  # converged within one call
-    assert abs(results[1] - 1.0) > 1e-6  # one step from a random vector has not
+    rng = np.random.default_rng(n_iterations)
+    for shape in ((30, 20), (20, 30), (64, 64), (1, 7)):
+        w = rng.normal(size=shape)
+        exact = np.linalg.svd(w, compute_uv=False)[0]
+        bound = float(gram_spectral_bound(torch.tensor(w), n_iterations))
+        assert bound >= exact * (1 - 1e-14)
+        rank = min(shape)
+        assert bound <= exact * rank ** (2.0 ** -(n_iterations + 1)) * (1 + 1e-12)
 
 
-def test_bad_power_iteration_count():
-    with pytest.raises(ValueError, match="n_power_iterations"):
-        OperatorNormConstraint("two", 1.0, shape=(2, 2), n_power_iterations=0)
+def test_bad_gram_iteration_count():
+    with pytest.raises(ValueError, match="n_gram_iterations"):
+        OperatorNormConstraint("two", 1.0, shape=(2, 2), n_gram_iterations=0)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -186,7 +185,9 @@ def test_normalize_weight_batched_equals_per_matrix(kind, always_norm):
             layer.weight.copy_(batch[b])
         torch.testing.assert_close(out[b], layer.normalized_weight())
         norm = numpy_operator_norm(out[b].numpy(), kind)
-        assert norm == pytest.approx(0.7, rel=1e-9) if always_norm else norm <= 0.7 * (1 + 1e-9)
+        assert norm <= 0.7
+        if always_norm:
+            assert norm == pytest.approx(0.7, rel=1e-9)
 
 
 def test_normalize_weight_rejects_bad_input():

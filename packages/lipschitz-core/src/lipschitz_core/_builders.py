@@ -47,7 +47,12 @@ def lipschitz_mlp(
     """
     check_kind(norm)
     lipschitz_const = check_constant(lipschitz_const)
-    for name, value in (("in_features", in_features), ("hidden", hidden), ("out_features", out_features), ("depth", depth)):
+    for name, value in (
+        ("in_features", in_features),
+        ("hidden", hidden),
+        ("out_features", out_features),
+        ("depth", depth),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if depth > 1 and hidden % group_size:
