@@ -45,8 +45,8 @@ def test_normalized_norm_at_most_c(shape, scale, c, kind, seed):
     with torch.no_grad():
         layer.weight.copy_(scale * torch.randn(shape, generator=g, dtype=torch.float64))
     w = layer.normalized_weight().detach().numpy()
-    raw = layer.weight.detach().numpy()
-    assert numpy_operator_norm(w, kind) <= c * (1 + 1e-9)
+    raw = layer.weight_orig.detach().numpy()
+    assert numpy_operator_norm(w, kind) <= c
     if numpy_operator_norm(raw, kind) <= c:
         np.testing.assert_allclose(w, raw)  # only shrinks: a weight inside the ball is unchanged
 
@@ -58,7 +58,28 @@ def test_always_norm_equals_c(shape, scale, c, kind, seed):
     with torch.no_grad():
         layer.weight.copy_(scale * torch.randn(shape, generator=g, dtype=torch.float64))
     w = layer.normalized_weight().detach().numpy()
-    assert numpy_operator_norm(w, kind) == pytest.approx(c, rel=1e-9)
+    assert numpy_operator_norm(w, kind) <= c
+    # the Gram-iteration bound (8 steps) sits a hair above sigma_1; the other norms are exact
+    assert numpy_operator_norm(w, kind) == pytest.approx(c, rel=1e-6 if kind == "two" else 1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("vectorwise", [False, True])
+@pytest.mark.parametrize("shape", [(5, 3), (64, 64), (300, 500)])
+def test_float32_normalized_norm_is_at_most_c_exactly(kind, vectorwise, shape):
+    # Rounding the rescaled float32 weight could push its norm an ulp over c; the certificate
+    # compares in float64 with no tolerance, so the normalization must leave room for it.
+    if vectorwise and kind == "two":
+        pytest.skip("vectorwise is not defined for the spectral norm")
+    rng = np.random.default_rng(hash((kind, vectorwise, shape)) % 2**32)
+    for trial in range(8 if shape[0] * shape[1] < 10**5 else 2):
+        c = float(rng.choice([1.0, 0.3, 1.3 ** (1 / 3), 7.0]))
+        layer = LipschitzLinear(shape[1], shape[0], kind=kind, lipschitz_const=c, always_norm=True, vectorwise=vectorwise)
+        with torch.no_grad():
+            layer.weight_orig.copy_(torch.as_tensor(rng.normal(size=shape) * 10.0 ** rng.uniform(-2, 2)))
+        for mode in (layer.train(), layer.eval()):
+            w = mode.normalized_weight().detach().double().numpy()
+            assert numpy_operator_norm(w, kind) <= c, (trial, c)
 
 
 @given(shape=shapes, c=constants, kind=st.sampled_from(["one", "inf", "one-inf", "two-inf"]), seed=st.integers(0, 2**16))

@@ -17,6 +17,7 @@ kind       operator norm        closed form
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -48,7 +49,7 @@ def check_constant(value: object, name: str = "lipschitz_const") -> float:
                 f"{name} must be a single number, got a tensor of shape {tuple(value.shape)}"
             )
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars included
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or value <= 0.0:

@@ -22,7 +22,10 @@ from monotonenorm._verify import MonotonicityReport as MonotonicityReport
 from monotonenorm._verify import certify_monotonic as certify_monotonic
 from monotonenorm._verify import verify_monotonic as verify_monotonic
 
-_LAZY = {"MonotonicRegressor": "monotonenorm._estimators", "MonotonicClassifier": "monotonenorm._estimators"}
+_LAZY = {
+    "MonotonicRegressor": "monotonenorm._estimators",
+    "MonotonicClassifier": "monotonenorm._estimators",
+}
 
 
 def __getattr__(name: str) -> object:

@@ -57,9 +57,13 @@ class GroupSort(lipschitz_core.GroupSort):
     for the sorted dimension. Empty batches pass through.
     """
 
-    def __init__(self, n_groups: int | None = None, axis: int = -1, *, group_size: int | None = None) -> None:
+    def __init__(
+        self, n_groups: int | None = None, axis: int = -1, *, group_size: int | None = None
+    ) -> None:
         if n_groups is None and group_size is None:
-            raise ValueError("GroupSort needs n_groups (the number of groups, positional) or group_size=")
+            raise ValueError(
+                "GroupSort needs n_groups (the number of groups, positional) or group_size="
+            )
         super().__init__(group_size, n_groups=n_groups, dim=axis)
 
     @property

@@ -21,15 +21,21 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     parts = ["## monotonenorm: provably monotonic networks (Lipschitz Monotonic Networks)\n"]
     folder = default_data_folder()
     bench_config = S.BenchConfig(n_seeds=1 if quick else 5, n_pairs=1000 if quick else 2000)
-    S.write_run_info(out_dir, bench_config, seed, argv=["reproduce", f"quick={quick}", f"device={device}"])
+    S.write_run_info(
+        out_dir, bench_config, seed, argv=["reproduce", f"quick={quick}", f"device={device}"]
+    )
     if (folder / "auto-mpg.csv").is_file():
         rows, table, _ = S.bench_study(folder, bench_config, quick=quick, log=log)
         (out_dir / "bench.json").write_text(json.dumps(rows, indent=1))
         parts.append(
             f"Honest protocol (validation split from train, threshold and early stopping on it; {bench_config.n_seeds} seed(s)"
-            f"{', shortened training' if quick else ''}). Boosted trees and the authors' package: `tools/bench/monotonic.py`.\n\n" + table + "\n"
+            f"{', shortened training' if quick else ''}). Boosted trees and the authors' package: `tools/bench/monotonic.py`.\n\n"
+            + table
+            + "\n"
         )
-        pd = S.partial_dependence_figure(LOADERS["autompg"](folder), out_dir / "partial_dependence.png", seed, quick)
+        pd = S.partial_dependence_figure(
+            LOADERS["autompg"](folder), out_dir / "partial_dependence.png", seed, quick
+        )
         (out_dir / "partial_dependence.json").write_text(json.dumps(pd, indent=1))
         bad = {k: v for k, v in pd.items() if v}
         parts.append(
@@ -37,7 +43,9 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
             f"Decreasing steps along the 200-point curves where an increase is forbidden: {bad or 'none'}.\n"
         )
     else:
-        parts.append(f"Benchmark data not found at `{folder}` (set $MONOTONENORM_DATA): the tabular table was skipped.\n")
+        parts.append(
+            f"Benchmark data not found at `{folder}` (set $MONOTONENORM_DATA): the tabular table was skipped.\n"
+        )
     trig_cfg = S.TriggerStudyConfig(device="cpu" if device == "auto" else device)
     if quick:
         from dataclasses import replace
@@ -48,8 +56,12 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     S.plot_trigger(result, out_dir / "trigger.png")
     parts.append(
         "Synthetic two-track trigger, trained at a 1.5 ps lifetime, signal efficiency at a 2.2 % background rate "
-        "(the paper's 660 kHz of 30 MHz) as the signal lifetime grows:\n\n" + S.trigger_markdown(result) + "\n\n"
+        "(the paper's 660 kHz of 30 MHz) as the signal lifetime grows:\n\n"
+        + S.trigger_markdown(result)
+        + "\n\n"
         "![trigger robustness](monotonenorm/trigger.png)\n"
     )
-    parts.append(f"\n_{time.perf_counter() - start:.0f} s on {torch.get_num_threads()} thread(s)._\n")
+    parts.append(
+        f"\n_{time.perf_counter() - start:.0f} s on {torch.get_num_threads()} thread(s)._\n"
+    )
     return "\n".join(parts)
