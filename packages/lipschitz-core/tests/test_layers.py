@@ -49,7 +49,10 @@ def test_groupsort_preserves_gradient_norm():
 def test_groupsort_arguments():
     assert GroupSort().group_size == 2
     assert GroupSort(n_groups=4)(torch.randn(3, 8)).shape == (3, 8)
-    torch.testing.assert_close(GroupSort(n_groups=4)(torch.arange(8.0).flip(0)[None]), GroupSort(2)(torch.arange(8.0).flip(0)[None]))
+    torch.testing.assert_close(
+        GroupSort(n_groups=4)(torch.arange(8.0).flip(0)[None]),
+        GroupSort(2)(torch.arange(8.0).flip(0)[None]),
+    )
     with pytest.raises(ValueError, match="not both"):
         GroupSort(2, n_groups=4)
     with pytest.raises(ValueError, match="divisible"):
@@ -85,7 +88,11 @@ def test_large_weight_path_matches_autograd_path(kind, always_norm, monkeypatch)
     for threshold in (10**9, 1):  # autograd path, then the large-weight path
         monkeypatch.setattr(constraint_module, "_LARGE_WEIGHT", threshold)
         torch.manual_seed(1)
-        layer = LipschitzLinear(6, 5, kind=kind, lipschitz_const=0.7, always_norm=always_norm).double().train()
+        layer = (
+            LipschitzLinear(6, 5, kind=kind, lipschitz_const=0.7, always_norm=always_norm)
+            .double()
+            .train()
+        )
         with torch.no_grad():
             layer.weight_orig.mul_(4)
         x = torch.randn(4, 6, dtype=torch.float64)
@@ -108,4 +115,6 @@ def test_large_weight_gradcheck(monkeypatch):
             layer.weight_orig.mul_(5)
         x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
         constraint = layer.constraint
-        assert torch.autograd.gradcheck(lambda x, w, c=constraint: torch.nn.functional.linear(x, c(w)), (x, layer.weight_orig))
+        assert torch.autograd.gradcheck(
+            lambda x, w, c=constraint: torch.nn.functional.linear(x, c(w)), (x, layer.weight_orig)
+        )

@@ -38,7 +38,9 @@ scales = st.floats(1e-3, 1e3)
 constants = st.floats(0.05, 20.0)
 
 
-@given(shape=shapes, scale=scales, c=constants, kind=st.sampled_from(KINDS), seed=st.integers(0, 2**16))
+@given(
+    shape=shapes, scale=scales, c=constants, kind=st.sampled_from(KINDS), seed=st.integers(0, 2**16)
+)
 def test_normalized_norm_at_most_c(shape, scale, c, kind, seed):
     g = torch.Generator().manual_seed(seed)
     layer = LipschitzLinear(shape[1], shape[0], kind=kind, lipschitz_const=c).double().eval()
@@ -51,10 +53,16 @@ def test_normalized_norm_at_most_c(shape, scale, c, kind, seed):
         np.testing.assert_allclose(w, raw)  # only shrinks: a weight inside the ball is unchanged
 
 
-@given(shape=shapes, scale=scales, c=constants, kind=st.sampled_from(KINDS), seed=st.integers(0, 2**16))
+@given(
+    shape=shapes, scale=scales, c=constants, kind=st.sampled_from(KINDS), seed=st.integers(0, 2**16)
+)
 def test_always_norm_equals_c(shape, scale, c, kind, seed):
     g = torch.Generator().manual_seed(seed)
-    layer = LipschitzLinear(shape[1], shape[0], kind=kind, lipschitz_const=c, always_norm=True).double().eval()
+    layer = (
+        LipschitzLinear(shape[1], shape[0], kind=kind, lipschitz_const=c, always_norm=True)
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         layer.weight.copy_(scale * torch.randn(shape, generator=g, dtype=torch.float64))
     w = layer.normalized_weight().detach().numpy()
@@ -74,18 +82,34 @@ def test_float32_normalized_norm_is_at_most_c_exactly(kind, vectorwise, shape):
     rng = np.random.default_rng(hash((kind, vectorwise, shape)) % 2**32)
     for trial in range(8 if shape[0] * shape[1] < 10**5 else 2):
         c = float(rng.choice([1.0, 0.3, 1.3 ** (1 / 3), 7.0]))
-        layer = LipschitzLinear(shape[1], shape[0], kind=kind, lipschitz_const=c, always_norm=True, vectorwise=vectorwise)
+        layer = LipschitzLinear(
+            shape[1],
+            shape[0],
+            kind=kind,
+            lipschitz_const=c,
+            always_norm=True,
+            vectorwise=vectorwise,
+        )
         with torch.no_grad():
-            layer.weight_orig.copy_(torch.as_tensor(rng.normal(size=shape) * 10.0 ** rng.uniform(-2, 2)))
+            layer.weight_orig.copy_(
+                torch.as_tensor(rng.normal(size=shape) * 10.0 ** rng.uniform(-2, 2))
+            )
         for mode in (layer.train(), layer.eval()):
             w = mode.normalized_weight().detach().double().numpy()
             assert numpy_operator_norm(w, kind) <= c, (trial, c)
 
 
-@given(shape=shapes, c=constants, kind=st.sampled_from(["one", "inf", "one-inf", "two-inf"]), seed=st.integers(0, 2**16))
+@given(
+    shape=shapes,
+    c=constants,
+    kind=st.sampled_from(["one", "inf", "one-inf", "two-inf"]),
+    seed=st.integers(0, 2**16),
+)
 def test_vectorwise_bounds_operator_norm(shape, c, kind, seed):
     g = torch.Generator().manual_seed(seed)
-    layer = LipschitzLinear(shape[1], shape[0], kind=kind, lipschitz_const=c, vectorwise=True, always_norm=True).double()
+    layer = LipschitzLinear(
+        shape[1], shape[0], kind=kind, lipschitz_const=c, vectorwise=True, always_norm=True
+    ).double()
     with torch.no_grad():
         layer.weight.copy_(torch.randn(shape, generator=g, dtype=torch.float64))
     w = layer.normalized_weight().detach().numpy()
@@ -109,7 +133,13 @@ def test_spectral_kind_is_the_same_function_in_training_and_eval():
 @pytest.mark.parametrize("kind", KINDS)
 def test_operator_norm_matches_definition_by_search(kind):
     # ||W||_{p->q} = max ||Wx||_q / ||x||_p; a search over many x must never exceed it, and gets close.
-    p_in, p_out = {"one": (1, 1), "inf": (np.inf, np.inf), "one-inf": (1, np.inf), "two-inf": (2, np.inf), "two": (2, 2)}[kind]
+    p_in, p_out = {
+        "one": (1, 1),
+        "inf": (np.inf, np.inf),
+        "one-inf": (1, np.inf),
+        "two-inf": (2, np.inf),
+        "two": (2, 2),
+    }[kind]
     rng = np.random.default_rng(0)
     w = rng.normal(size=(4, 3))
     xs = rng.normal(size=(20000, 3))
@@ -198,10 +228,16 @@ def test_normalize_weight_batched_equals_per_matrix(kind, always_norm):
     from lipschitz_core import normalize_weight
 
     torch.manual_seed(0)
-    batch = torch.randn(4, 5, 3, dtype=torch.float64) * torch.tensor([0.05, 1.0, 3.0, 10.0], dtype=torch.float64).view(4, 1, 1)
+    batch = torch.randn(4, 5, 3, dtype=torch.float64) * torch.tensor(
+        [0.05, 1.0, 3.0, 10.0], dtype=torch.float64
+    ).view(4, 1, 1)
     out = normalize_weight(batch, kind, 0.7, always_norm=always_norm)
     for b in range(4):
-        layer = LipschitzLinear(3, 5, kind=kind, lipschitz_const=0.7, always_norm=always_norm).double().eval()
+        layer = (
+            LipschitzLinear(3, 5, kind=kind, lipschitz_const=0.7, always_norm=always_norm)
+            .double()
+            .eval()
+        )
         with torch.no_grad():
             layer.weight.copy_(batch[b])
         torch.testing.assert_close(out[b], layer.normalized_weight())

@@ -17,7 +17,9 @@ def test_direct_norm_parity(kind, vectorwise, always_norm, max_norm):
     ours, theirs = nn.Linear(7, 5), nn.Linear(7, 5)
     theirs.load_state_dict(ours.state_dict())
     direct_norm(ours, kind=kind, always_norm=always_norm, max_norm=max_norm, vectorwise=vectorwise)
-    mn.direct_norm(theirs, kind=kind, always_norm=always_norm, max_norm=max_norm, vectorwise=vectorwise)
+    mn.direct_norm(
+        theirs, kind=kind, always_norm=always_norm, max_norm=max_norm, vectorwise=vectorwise
+    )
     x = torch.randn(16, 7)
     # ours normalizes to max_norm * (1 - delta), delta = a few ulps (float slack for the exact
     # certificate); theirs to max_norm: the outputs differ by at most delta * max_norm * ||x||_1
@@ -26,7 +28,10 @@ def test_direct_norm_parity(kind, vectorwise, always_norm, max_norm):
     torch.testing.assert_close(ours(x), theirs(x), rtol=1e-6, atol=1e-6 + slack)
     ours(x).sum().backward()
     theirs(x).sum().backward()
-    ours_grad, theirs_grad = ours.parametrizations.weight.original.grad, theirs.parametrizations.weight.original.grad
+    ours_grad, theirs_grad = (
+        ours.parametrizations.weight.original.grad,
+        theirs.parametrizations.weight.original.grad,
+    )
     if kind == "one-inf" and vectorwise and always_norm:
         # W -> c * sign(W): the true gradient is 0; both libraries leave float cancellation noise
         assert float(ours_grad.abs().max()) < 1e-5

@@ -47,7 +47,9 @@ _ELEMENTWISE: dict[type[nn.Module], Callable[[nn.Module], float]] = {
     nn.ReLU6: lambda m: 1.0,
     nn.Tanh: lambda m: 1.0,
     nn.Sigmoid: lambda m: 0.25,
-    nn.Hardsigmoid: lambda m: 1.0 / 6.0,
+    nn.Hardsigmoid: lambda m: (
+        0.16666667163372040
+    ),  # 1/6 rounded up to float32 (torch backward uses it)
     nn.Hardtanh: lambda m: (
         1.0
     ),  # slope 1 between min_val and max_val (torch requires max_val > min_val)
@@ -57,9 +59,8 @@ _ELEMENTWISE: dict[type[nn.Module], Callable[[nn.Module], float]] = {
         1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
     ),  # scale * alpha
     nn.LeakyReLU: lambda m: max(1.0, abs(float(m.negative_slope))),
-    nn.RReLU: lambda m: max(
-        1.0, abs(float(m.lower)), abs(float(m.upper))
-    ),  # any slope drawn in [lower, upper]
+    # eval mode (where certificates apply): the fixed slope (lower + upper) / 2 for x < 0
+    nn.RReLU: lambda m: max(1.0, abs(float(m.lower) + float(m.upper)) / 2),
     nn.PReLU: _prelu,  # learnable slopes: holds for the current ones
     nn.Softplus: _softplus,
     nn.LogSigmoid: lambda m: 1.0,  # slope 1 - sigmoid(x) < 1

@@ -73,8 +73,10 @@ class LipschitzLinear(nn.Linear):
         self.in_features = in_features
         self.out_features = out_features
         self.weight_orig = nn.Parameter(torch.empty(out_features, in_features, **factory))
-        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
-        self.register_parameter("bias", self.bias)
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features, **factory))
+        else:
+            self.register_parameter("bias", None)
         self.constraint = OperatorNormConstraint(
             kind,
             lipschitz_const,
