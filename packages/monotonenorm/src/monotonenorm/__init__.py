@@ -30,6 +30,7 @@ from monotonenorm._verify import verify_monotonic as verify_monotonic
 _LAZY = {
     "MonotonicRegressor": "monotonenorm._estimators",
     "MonotonicClassifier": "monotonenorm._estimators",
+    "probability_constraints": "monotonenorm._estimators",
 }
 
 
