@@ -240,6 +240,15 @@ def test_old_checkpoints_and_in_place_writes_still_work() -> None:
     torch.testing.assert_close(layer(torch.eye(6)).detach(), w2.T)
     layer.weight = w  # assignment writes the raw parameter
     torch.testing.assert_close(layer.weight_orig.detach(), w)
+    for move in (lambda m: m.double(), lambda m: m.cpu(), lambda m: m.state_dict()["weight_orig"], lambda m: __import__("copy").deepcopy(m)):
+        # emd-lipschitz's pattern: copy into .weight, then move / save / copy the layer
+        with torch.no_grad():
+            layer.weight.copy_(w2.to(layer.weight_orig.dtype))
+        moved = move(layer)
+        raw = moved if isinstance(moved, torch.Tensor) else moved.weight_orig
+        torch.testing.assert_close(raw.detach().float(), w2)
+        with torch.no_grad():
+            layer.weight_orig.copy_(w.to(layer.weight_orig.dtype))
 
 
 def test_lipschitz_mlp_exposes_vectorwise_and_per_layer_kinds() -> None:

@@ -152,10 +152,16 @@ class LipschitzLinear(nn.Linear):
         super().__setattr__(name, value)
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
+        self._sync()  # a pending in-place edit of .weight must land before the storage moves
         self._clear_cache()  # .to(), .double(), .cuda() replace the parameter's storage
         return super()._apply(fn, recurse)
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):  # type: ignore[override]
+        self._sync()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
     def __getstate__(self) -> dict:
+        self._sync()
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         state = dict(state)
         state["_cache"] = state["_cache_key"] = state["_handed_out"] = None
