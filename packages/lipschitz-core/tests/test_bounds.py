@@ -141,8 +141,8 @@ def test_custom_certificate_hook():
 def test_norm_switch_costs_sqrt_dim():
     # An inf->inf layer fed from an l2 input: ||x||_inf <= ||x||_2, free; an l1 output from linf costs dim.
     layer = LipschitzLinear(4, 4, kind="inf", always_norm=True)
-    assert lipschitz_bound(layer, "two-inf") == pytest.approx(1.0, rel=1e-6)
-    assert lipschitz_bound(layer, "one") == pytest.approx(4.0, rel=1e-6)
+    assert 1.0 * (1 - 1e-5) <= lipschitz_bound(layer, "two-inf") <= 1.0  # c minus the rounding slack
+    assert 4.0 * (1 - 1e-5) <= lipschitz_bound(layer, "one") <= 4.0
 
 
 def test_estimate_rejects_bad_input():

@@ -34,7 +34,7 @@ def test_direct_norm_parity(kind, vectorwise, always_norm, max_norm):
     )
     if kind == "one-inf" and vectorwise and always_norm:
         # W -> c * sign(W): the true gradient is 0; both libraries leave float cancellation noise
-        assert float(ours_grad.abs().max()) < 1e-5
+        assert float(ours_grad.abs().max()) < 1e-3 and float(theirs_grad.abs().max()) < 1e-3
     else:
         torch.testing.assert_close(ours_grad, theirs_grad, rtol=1e-5, atol=1e-6)
 

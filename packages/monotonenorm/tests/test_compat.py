@@ -51,8 +51,9 @@ def test_direct_norm_defaults_match_reference() -> None:
         ours.weight.mul_(5.0)
     lmn.direct_norm(ref)  # defaults: kind="one", vectorwise=True, max_norm 1
     mn.direct_norm(ours)
-    torch.testing.assert_close(ours.weight, ref.weight, atol=1e-6, rtol=0)
-    assert ours.weight.abs().sum(0).max() <= 1 + 1e-6
+    slack = 2 * norm_slack(ours.weight, "one")  # ours: 1 - delta, theirs: 1
+    torch.testing.assert_close(ours.weight, ref.weight, atol=1e-6 + slack, rtol=0)
+    assert ours.weight.double().abs().sum(0).max() <= 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -64,9 +65,10 @@ def test_lipschitz_linear_matches_reference(kind: str) -> None:
         ours.weight.copy_(ref.parametrizations.weight.original * 4)
         ref.parametrizations.weight.original.mul_(4)
         ours.bias.copy_(ref.bias)
-    torch.testing.assert_close(ours.normalized_weight(), ref.weight, atol=1e-6, rtol=0)
+    slack = 2 * norm_slack(ours.weight, kind) * 0.8  # ours: c (1 - delta), theirs: c
+    torch.testing.assert_close(ours.normalized_weight(), ref.weight, atol=1e-6 + slack, rtol=0)
     x = torch.randn(9, 6)
-    torch.testing.assert_close(ours(x), ref(x), atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-6 + slack * float(x.abs().sum(1).max()), rtol=0)
 
 
 def test_lipschitz_linear_default_kind_is_one_inf() -> None:

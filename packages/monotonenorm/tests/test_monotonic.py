@@ -38,7 +38,7 @@ def test_refuses_g_whose_bound_exceeds_lambda_and_names_both_numbers() -> None:
     torch.manual_seed(0)
     g = _exact_g(per_layer=1.3, depth=3)
     bound = lipschitz_core.lipschitz_bound(g, "one-inf")
-    assert bound == pytest.approx(1.3**3, rel=1e-5)
+    assert 1.3**3 * (1 - 1e-4) <= bound <= 1.3**3  # c (1 - delta) per layer: delta ~ 1e-5 of rounding room
     with pytest.raises(ValueError) as info:
         mn.MonotonicWrapper(g, [1, 0, -1], lipschitz_const=2.0)
     message = str(info.value)
@@ -59,7 +59,7 @@ def test_refuses_g_that_training_could_push_past_lambda() -> None:
         g[0].weight.mul_(1e-3)
     assert lipschitz_core.lipschitz_bound(g, "one-inf") < 3.0
     with pytest.raises(
-        ValueError, match=r"allow a certified l1->linf bound of 3.99999.*lipschitz_const=3"
+        ValueError, match=r"allow a certified l1->linf bound of 3.999\d*.*lipschitz_const=3"
     ):
         mn.MonotonicWrapper(g, [1, 0], 3.0)
 

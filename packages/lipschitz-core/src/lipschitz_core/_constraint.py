@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -78,6 +79,10 @@ class _NormScale(torch.autograd.Function):
         return grad, None, None, None, None, None, None
 
 
+# Spectral norms of weights up to this rank use the exact float64 SVD, larger ones Gram iteration
+# (a handful of matmuls, GPU-friendly); both are deterministic functions of the weight.
+_SVD_MAX_RANK = 256
+
 # Weights with at least this many entries take the hand-written backward (_NormScale).
 _LARGE_WEIGHT = 65536
 
@@ -88,19 +93,30 @@ _EPS64 = float(torch.finfo(torch.float64).eps)
 def norm_slack(weight: Tensor, kind: str) -> float:
     """Relative slack ``delta``: weights are normalized to ``c * (1 - delta)`` instead of ``c``.
 
-    Rounding the rescaled weight to its dtype moves every entry by at most half an ulp, which can
-    push an exactly normalized norm a few ulps above ``c``; the certificate compares exactly (in
-    float64), so the normalization leaves room for that rounding. The norms themselves are
-    computed in float64 (their own rounding is covered by the ``n * eps64`` term). For the
-    spectral norm an entrywise relative perturbation of ``eps`` can grow the norm by
-    ``eps * sqrt(rank)``.
+    Rounding the rescaled weight to its dtype moves every entry by at most half an ulp, and the
+    norm the weight is divided by is itself computed in floating point (a sum of ``n`` terms is
+    off by at most ``n * eps`` relative, whatever the summation order), so an exactly normalized
+    weight could land a few ulps above ``c``. The certificate compares exactly (in float64),
+    so the normalization leaves room for both: ``delta = 2 eps + 2 n eps_norm`` (``n`` = rows +
+    columns, ``eps_norm`` the epsilon of the dtype the norm is computed in), about 1.6e-5 for a
+    float32 64x64 weight. For the spectral kind the bound is a float64 Gram iteration and an
+    entrywise relative perturbation of ``eps`` can grow the norm by ``eps * sqrt(rank)``.
     """
-    eps = float(torch.finfo(weight.dtype).eps) if weight.dtype.is_floating_point else _EPS64
-    n_reduce = int(weight.shape[-1]) + int(weight.shape[-2])
+    return _slack(weight.dtype, int(weight.shape[-2]), int(weight.shape[-1]), kind)
+
+
+@functools.lru_cache(maxsize=256)
+def _slack(dtype: torch.dtype, rows: int, cols: int, kind: str) -> float:
+    eps = float(torch.finfo(dtype).eps) if dtype.is_floating_point else _EPS64
+    n_reduce = rows + cols
     if kind == "two":
-        rank = min(int(weight.shape[-1]), int(weight.shape[-2]))
-        return 4.0 * eps * math.sqrt(rank) + 16.0 * n_reduce * _EPS64
-    return 2.0 * eps + 4.0 * n_reduce * _EPS64
+        return 4.0 * eps * math.sqrt(min(rows, cols)) + 16.0 * n_reduce * _EPS64
+    norm_eps = float(torch.finfo(_norm_dtype(dtype)).eps)
+    return 2.0 * eps + 2.0 * (n_reduce + 2) * norm_eps + 4.0 * n_reduce * _EPS64
+
+
+def _norm_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def gram_spectral_bound(weight: Tensor, n_iterations: int = 8) -> Tensor:
@@ -127,10 +143,7 @@ def gram_spectral_bound(weight: Tensor, n_iterations: int = 8) -> Tensor:
 
 
 def _divide(weight: Tensor, norms: Tensor, target: float, always_norm: bool, eps: float) -> Tensor:
-    """W / max(1, n / target), or W * target / n with ``always_norm``; ``norms`` (float64) broadcasts against W.
-
-    The division happens in float64 and is rounded once to the weight's dtype.
-    """
+    """W / max(1, n / target), or W * target / n with ``always_norm``; ``norms`` broadcasts against W."""
     ratio = norms / target
     divisor = ratio.clamp_min(eps) if always_norm else ratio.clamp_min(1.0)
     return (weight / divisor).to(weight.dtype)
@@ -158,7 +171,10 @@ def normalize_weight(
         raise ValueError(
             f"normalize_weight needs a weight of shape [..., out, in], got {tuple(weight.shape)}"
         )
-    norms = operator_norm(weight.double(), kind)
+    if kind == "two":
+        norms = torch.linalg.matrix_norm(weight.double(), ord=2)  # exact (SVD), float64
+    else:
+        norms = operator_norm(weight.to(_norm_dtype(weight.dtype)), kind)
     _check_finite(norms, kind)
     target = max_norm * (1.0 - norm_slack(weight, kind))
     return _divide(weight, norms[..., None, None], target, always_norm, eps)
@@ -174,10 +190,12 @@ class OperatorNormConstraint(nn.Module):
     per-row/column quantities of the original authors' package (every vector rescaled on its
     own; the operator norm is still bounded by ``max_norm``).
 
-    For ``kind="two"``, ``n(W)`` is the Gram-iteration upper bound on the spectral norm
-    (:func:`gram_spectral_bound`, ``n_gram_iterations`` steps), in training and in eval mode
-    alike: the constraint is a deterministic function of ``W``, so the trained function is the
-    certified one, and the spectral norm of the result is <= ``max_norm`` at every step.
+    For ``kind="two"``, ``n(W)`` is the exact float64 spectral norm (``svdvals``) when
+    ``min(out, in) <= 256``, else the Gram-iteration upper bound (:func:`gram_spectral_bound`,
+    ``n_gram_iterations`` steps), in training and in eval mode alike: the constraint is a
+    deterministic function of ``W``, so the trained function is the certified one, and the
+    spectral norm of the result is <= ``max_norm`` at every step (0.1 used one power-iteration
+    step in training, an underestimate).
     """
 
     def __init__(
@@ -233,10 +251,17 @@ class OperatorNormConstraint(nn.Module):
         return self.max_norm * (1.0 - norm_slack(weight, self.kind))
 
     def norms(self, weight: Tensor) -> Tensor:
-        """The float64 quantity the weight is divided by (before clamping): scalar or per-vector."""
+        """The quantity the weight is divided by (before clamping): scalar or per-vector.
+
+        Computed in the weight's dtype (float32 for half types); the float64 Gram bound for ``"two"``.
+        """
         if self.kind == "two":
+            if min(weight.shape[-2:]) <= _SVD_MAX_RANK:
+                # small: the exact float64 spectral norm (svdvals; its gradient is stable)
+                _check_finite(weight, self.kind)  # the SVD fails with a LinAlgError on NaN
+                return torch.linalg.matrix_norm(weight.double(), ord=2)
             return gram_spectral_bound(weight, self.n_gram_iterations)
-        w = weight.double()
+        w = weight.to(_norm_dtype(weight.dtype))
         if self.vectorwise:
             return vector_norms(w, self.kind)
         return operator_norm(w, self.kind)
@@ -245,7 +270,7 @@ class OperatorNormConstraint(nn.Module):
         """Like :meth:`_scalar_forward`, with the norm computed without autograd and _NormScale's backward."""
         kind = self.kind
         with torch.no_grad():
-            w = weight.double()
+            w = weight.to(_norm_dtype(weight.dtype))
             if kind == "inf":
                 norm_t = torch.linalg.vector_norm(w, ord=1, dim=1).amax()
             elif kind == "one-inf":
@@ -260,7 +285,7 @@ class OperatorNormConstraint(nn.Module):
     def _scalar_forward(self, weight: Tensor, target: float) -> Tensor:
         """Operator-norm (non-vectorwise) normalization on the fewest kernels we found.
 
-        Plain autograd through the float64 norm (``abs -> sum -> amax`` or the Gram bound). The
+        Plain autograd through the norm (``abs -> sum -> amax``, or the Gram bound). The
         norm is read once on the host to refuse non-finite weights and to skip the division
         entirely when the weight is already inside the ball.
         """
@@ -268,7 +293,10 @@ class OperatorNormConstraint(nn.Module):
         norm = _host_norm(norm_t, self.kind)
         if norm <= self.eps or (not self.always_norm and norm <= target):
             return weight  # inside the ball (or all zero): identity, and an identity gradient
-        # float32 weight times a float64 0-dim scale: computed (and rounded once) in float32
+        if norm_t.dtype != weight.dtype:  # the float64 Gram bound, or a half-precision weight
+            return weight * (target / norm_t).to(weight.dtype)
+        if target == 1.0:
+            return weight / norm_t
         return weight * (target / norm_t)
 
     def forward(self, weight: Tensor) -> Tensor:
