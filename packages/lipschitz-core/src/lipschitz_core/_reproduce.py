@@ -168,4 +168,76 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
         sel = {r["kind"]: r["ratio"] for r in overhead if r["width"] == width}
         batch = next(r["batch"] for r in overhead if r["width"] == width)
         lines.append(f"| {width} | {batch} | " + " | ".join(f"{sel[k]:.2f}x" for k in KINDS) + " |")
+    _write_payload(
+        out_dir, rows, overhead, violations, quick=quick, seed=seed, steps=steps, constant=constant
+    )
     return "\n".join(lines) + "\n"
+
+
+def _write_payload(
+    out_dir: Path, rows: list, overhead: list, violations: int, **config: object
+) -> None:
+    """``out_dir/record.json``: the payload tools/reproduce.py --record stamps (written atomically)."""
+    bounds = {
+        "name": "bounds",
+        "caption": "lipschitz_mlp(4, 32, 2, depth, lipschitz_const=2) trained towards a 5x steeper target: "
+        "certified bound (lipschitz_bound) vs empirical lower bound (estimate_lipschitz)",
+        "columns": [
+            "norm",
+            "depth",
+            "requested",
+            "certified",
+            "empirical",
+            "empirical / certified",
+            "frozen certified",
+        ],
+        "rows": [
+            [
+                r["norm"],
+                r["depth"],
+                r["requested"],
+                r["certified"],
+                r["estimate"],
+                r["estimate"] / r["certified"],
+                r["frozen_certified"],
+            ]
+            for r in rows
+        ],
+        "formats": {
+            "requested": ".2f",
+            "certified": ".4f",
+            "empirical": ".4f",
+            "empirical / certified": ".3f",
+            "frozen certified": ".4f",
+        },
+    }
+    widths = sorted({r["width"] for r in overhead})
+    over = {
+        "name": "overhead",
+        "caption": "forward+backward time / nn.Linear (brief; full benchmark: tools/bench/lipschitz_layers.py)",
+        "columns": ["width", "batch", *KINDS],
+        "rows": [
+            [w, next(r["batch"] for r in overhead if r["width"] == w)]
+            + [
+                next(r["ratio"] for r in overhead if r["width"] == w and r["kind"] == k)
+                for k in KINDS
+            ]
+            for w in widths
+        ],
+        "formats": {k: ".2f" for k in KINDS},
+    }
+    payload = {
+        "experiment": "reproduce_quick" if config.get("quick") else "reproduce_full",
+        "seeds": [config.get("seed")],
+        "config": config,
+        "metrics": {
+            "violations": violations,
+            "n_models": len(rows),
+            "bounds": rows,
+            "overhead": overhead,
+        },
+        "tables": [bounds, over],
+    }
+    tmp = out_dir / "record.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(out_dir / "record.json")
