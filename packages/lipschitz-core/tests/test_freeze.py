@@ -20,19 +20,11 @@ def test_freeze_identical_outputs(norm):
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(4)
-    model(
-        torch.randn(4, 5)
-    )  # a training-mode step must not matter: freeze uses the eval-mode weights
+    model(torch.randn(4, 5))  # a training-mode step must not matter: freeze uses the eval-mode weights
     frozen = freeze(model)
     x = torch.randn(32, 5)
     torch.testing.assert_close(frozen(x), model.eval()(x), rtol=1e-6, atol=1e-6)
-    assert [type(m).__name__ for m in frozen] == [
-        "Linear",
-        "GroupSort",
-        "Linear",
-        "GroupSort",
-        "Linear",
-    ]
+    assert [type(m).__name__ for m in frozen] == ["Linear", "GroupSort", "Linear", "GroupSort", "Linear"]
     assert lipschitz_bound(frozen, norm) == pytest.approx(lipschitz_bound(model, norm), rel=1e-6)
     assert model.training is False and isinstance(model[0], LipschitzLinear)  # original untouched
 
@@ -62,9 +54,7 @@ def test_state_dict_and_safetensors_round_trip(tmp_path):
     torch.testing.assert_close(clone(x), model(x))  # training mode: same u, v -> same power step
     frozen = freeze(model)
     save_file(frozen.state_dict(), str(tmp_path / "frozen.safetensors"))
-    plain = nn.Sequential(
-        *[type(m)(m.in_features, m.out_features) if isinstance(m, nn.Linear) else m for m in frozen]
-    )
+    plain = nn.Sequential(*[type(m)(m.in_features, m.out_features) if isinstance(m, nn.Linear) else m for m in frozen])
     plain.load_state_dict(load_file(str(tmp_path / "frozen.safetensors")))
     torch.testing.assert_close(plain(x), model.eval()(x))
 

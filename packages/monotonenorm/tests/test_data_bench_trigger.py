@@ -41,12 +41,8 @@ def test_compas_loader_filters_and_encodes(tmp_path: Path) -> None:
     expected = [i for i in range(50) if i % 5 in (2, 3) and i % 7 and i % 11]
     assert len(ds.y) == len(expected)
     assert ds.X.shape[1] == 13 and ds.monotonic_constraints[:4] == (1, 1, 1, 1)
-    assert np.all(ds.X[:, 5:11].sum(1) == 1) and np.all(
-        ds.X[:, 11:].sum(1) == 1
-    )  # one-hot race, sex
-    assert sorted(np.concatenate([ds.train_index, ds.test_index]).tolist()) == list(
-        range(len(ds.y))
-    )
+    assert np.all(ds.X[:, 5:11].sum(1) == 1) and np.all(ds.X[:, 11:].sum(1) == 1)  # one-hot race, sex
+    assert sorted(np.concatenate([ds.train_index, ds.test_index]).tolist()) == list(range(len(ds.y)))
     assert len(ds.train_index) == int(0.8 * len(ds.y))
     # the first priors_count column is used, not the duplicate (always 99)
     assert ds.X[:, 0].max() < 9
@@ -77,9 +73,7 @@ def test_honest_split_never_leaks_test_rows(tmp_path: Path) -> None:
     assert len(split.X_train) + len(split.X_val) == len(ds.train_index)
     assert abs(len(split.X_val) - 0.2 * len(ds.train_index)) <= 2
     test_ids = set(ds.test_index.tolist())
-    assert not test_ids & set(
-        np.flatnonzero(np.isin(np.arange(len(ds.y)), ds.train_index)).tolist()
-    )
+    assert not test_ids & set(np.flatnonzero(np.isin(np.arange(len(ds.y)), ds.train_index)).tolist())
     assert rows(split.X_test) == rows(ds.X[ds.test_index])
 
 
@@ -96,39 +90,20 @@ def test_trigger_generator_physics() -> None:
     long = T.generate_signal(4000, T.TriggerConfig(lifetime_ps=10.0), seed=1)
     bkg = T.generate_background(4000, seed=2)
     assert short.shape == (4000, 4) and np.isfinite(short).all()
-    assert (
-        np.median(long[:, 0]) > np.median(short[:, 0]) > np.median(bkg[:, 0])
-    )  # displacement grows with lifetime
+    assert np.median(long[:, 0]) > np.median(short[:, 0]) > np.median(bkg[:, 0])  # displacement grows with lifetime
     assert np.median(long[:, 3]) > np.median(short[:, 3])
     assert np.median(short[:, 1]) > np.median(bkg[:, 1])  # harder pT spectrum
     assert 0.02 < np.mean(bkg[:, 0] > 4) < 0.045  # the displaced background tail, ~3 %
     X, y = T.generate(100, 300, seed=0)
     assert X.shape == (400, 4) and y.sum() == 100
-    assert T.efficiency_at_rate(np.arange(100.0), np.arange(100.0), 0.1) == pytest.approx(
-        0.1, abs=0.02
-    )
+    assert T.efficiency_at_rate(np.arange(100.0), np.arange(100.0), 0.1) == pytest.approx(0.1, abs=0.02)
     with pytest.raises(ValueError, match="lifetime_ps"):
         T.generate_signal(5, T.TriggerConfig(lifetime_ps=0.0))
 
 
 def test_cli_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "cfg.json").write_text(
-        json.dumps({"max_epochs": 20, "n_samples": 30, "mlp_max_iter": 100})
-    )
-    assert (
-        main(
-            [
-                "example",
-                "--quick",
-                "--quiet",
-                "--out",
-                str(tmp_path / "ex"),
-                "--config",
-                str(tmp_path / "cfg.json"),
-            ]
-        )
-        == 0
-    )
+    (tmp_path / "cfg.json").write_text(json.dumps({"max_epochs": 20, "n_samples": 30, "mlp_max_iter": 100}))
+    assert main(["example", "--quick", "--quiet", "--out", str(tmp_path / "ex"), "--config", str(tmp_path / "cfg.json")]) == 0
     run = json.loads((tmp_path / "ex" / "run.json").read_text())
     assert run["config"]["max_epochs"] == 20 and run["seed"] == 0 and "torch" in run["versions"]
     result = json.loads((tmp_path / "ex" / "example.json").read_text())

@@ -47,9 +47,7 @@ def test_early_stopping_uses_a_validation_split_from_training_data() -> None:
     assert model.n_iter_ < 500
     assert len(model.validation_loss_curve_) == model.n_iter_
     assert model.best_validation_loss_ == min(model.validation_loss_curve_)
-    no_val = MonotonicRegressor([1, 0], max_epochs=7, early_stopping=False, random_state=0).fit(
-        X, y
-    )
+    no_val = MonotonicRegressor([1, 0], max_epochs=7, early_stopping=False, random_state=0).fit(X, y)
     assert no_val.n_iter_ == 7 and no_val.validation_loss_curve_ == []
 
 
@@ -83,9 +81,7 @@ def test_multiclass_per_class_constraints_make_probabilities_monotone() -> None:
         MonotonicClassifier(np.array([[1, -1], [0, 0]]), **FAST).fit(X, y)
 
 
-@pytest.mark.parametrize(
-    "scaler", [StandardScaler(), MinMaxScaler(), QuantileTransformer(n_quantiles=50)]
-)
+@pytest.mark.parametrize("scaler", [StandardScaler(), MinMaxScaler(), QuantileTransformer(n_quantiles=50)])
 def test_pipeline_with_direction_preserving_scaler_stays_monotone(scaler: object) -> None:
     X, y = _regression_data(300)
     pipe = make_pipeline(scaler, MonotonicRegressor([1, -1, 0], **FAST)).fit(X, y)
@@ -95,9 +91,7 @@ def test_pipeline_with_direction_preserving_scaler_stays_monotone(scaler: object
 
 def test_pipeline_with_a_feature_mixing_transform_loses_monotonicity() -> None:
     X, y = _regression_data(300)
-    pipe = make_pipeline(
-        StandardScaler(), PCA(n_components=3), MonotonicRegressor([1, -1, 0], **FAST)
-    ).fit(X, y)
+    pipe = make_pipeline(StandardScaler(), PCA(n_components=3), MonotonicRegressor([1, -1, 0], **FAST)).fit(X, y)
     assert mn.verify_monotonic(pipe.predict, X, [1, -1, 0]).n_violations > 0
 
 

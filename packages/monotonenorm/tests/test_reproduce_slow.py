@@ -10,17 +10,13 @@ from monotonenorm._reproduce import reproduce
 
 
 @pytest.mark.slow
-def test_reproduce_without_data_runs_the_trigger_story(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_reproduce_without_data_runs_the_trigger_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONOTONENORM_DATA", str(tmp_path / "no-data-here"))
     section = reproduce(tmp_path / "out", quick=True, seed=0, device="cpu", quiet=True)
     assert section.startswith("## monotonenorm: ")
     assert "not found" in section  # the tabular part says why it was skipped
     assert "(monotonenorm/trigger.png)" in section
-    assert (tmp_path / "out" / "trigger.json").is_file() and (
-        tmp_path / "out" / "run.json"
-    ).is_file()
+    assert (tmp_path / "out" / "trigger.json").is_file() and (tmp_path / "out" / "run.json").is_file()
     import json
 
     result = json.loads((tmp_path / "out" / "trigger.json").read_text())

@@ -14,9 +14,7 @@ EXPECTED_FAILED: dict[str, str] = {}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "estimator", [MonotonicRegressor, MonotonicClassifier], ids=lambda c: c.__name__
-)
+@pytest.mark.parametrize("estimator", [MonotonicRegressor, MonotonicClassifier], ids=lambda c: c.__name__)
 def test_check_estimator(estimator: type) -> None:
     results = check_estimator(
         estimator(random_state=0, max_epochs=40, n_iter_no_change=5),

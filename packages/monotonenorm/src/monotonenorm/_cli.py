@@ -11,22 +11,11 @@ DATA_ENV = "MONOTONENORM_DATA"
 
 
 def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(default_out),
-        help="output folder (config, results, figures)",
-    )
+    parser.add_argument("--out", type=Path, default=Path(default_out), help="output folder (config, results, figures)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument(
-        "--device", default="cpu", help="auto | cpu | cuda[:N] (the estimators' torch device)"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="a small, fast version (about a minute)"
-    )
-    parser.add_argument(
-        "--config", type=Path, default=None, help="JSON file with config fields to override"
-    )
+    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (the estimators' torch device)")
+    parser.add_argument("--quick", action="store_true", help="a small, fast version (about a minute)")
+    parser.add_argument("--config", type=Path, default=None, help="JSON file with config fields to override")
     parser.add_argument("--quiet", action="store_true", help="print only the result")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
@@ -47,30 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_ex = sub.add_parser(
-        "example",
-        help="fit log(x) with heteroscedastic noise; monotone vs unconstrained",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p_ex = sub.add_parser("example", help="fit log(x) with heteroscedastic noise; monotone vs unconstrained", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _common(p_ex, "results/monotonenorm-example")
-    p_tr = sub.add_parser(
-        "trigger",
-        help="synthetic two-track trigger: efficiency vs signal lifetime",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p_tr = sub.add_parser("trigger", help="synthetic two-track trigger: efficiency vs signal lifetime", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _common(p_tr, "results/monotonenorm-trigger")
-    p_b = sub.add_parser(
-        "bench",
-        help="COMPAS/Heart/AutoMPG, honest protocol: this package vs an unconstrained MLP",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p_b = sub.add_parser("bench", help="COMPAS/Heart/AutoMPG, honest protocol: this package vs an unconstrained MLP", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _common(p_b, "results/monotonenorm-bench")
-    p_b.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help=f"folder with the benchmark CSVs (default ${DATA_ENV} or ../shared/data/monotonic)",
-    )
+    p_b.add_argument("--data", type=Path, default=None, help=f"folder with the benchmark CSVs (default ${DATA_ENV} or ../shared/data/monotonic)")
     args = parser.parse_args(argv)
 
     import torch
@@ -81,23 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     out: Path = args.out
     if args.command == "example":
-        config = S.load_config(
-            S.ExampleConfig,
-            args.config,
-            {"max_epochs": 150} if args.quick else None,
-            device=args.device,
-        )
+        config = S.load_config(S.ExampleConfig, args.config, {"max_epochs": 150} if args.quick else None, device=args.device)
         S.write_run_info(out, config, args.seed)
         result = S.example(config, args.seed)
         (out / "example.json").write_text(json.dumps(result))
         _plot(S.plot_example, result, out / "example.png", log)
         print(f"monotone: {result['report_monotone']}\nMLP:      {result['report_mlp']}")
     elif args.command == "trigger":
-        quick = (
-            {"n_signal": 1500, "n_background": 6000, "max_epochs": 25, "n_eval": 8000}
-            if args.quick
-            else {}
-        )
+        quick = {"n_signal": 1500, "n_background": 6000, "max_epochs": 25, "n_eval": 8000} if args.quick else {}
         config = S.load_config(S.TriggerStudyConfig, args.config, quick, device=args.device)
         S.write_run_info(out, config, args.seed)
         result = S.trigger_study(config, args.seed, log=log)

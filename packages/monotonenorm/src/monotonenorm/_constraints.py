@@ -49,44 +49,28 @@ def parse_constraints(
         signs = np.zeros(n_features)
         for key, value in constraints.items():
             if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
-                raise ValueError(
-                    f"{name}: mapping keys must be integer feature indices, got {key!r}"
-                )
+                raise ValueError(f"{name}: mapping keys must be integer feature indices, got {key!r}")
             if not -n_features <= int(key) < n_features:
-                raise ValueError(
-                    f"{name}: feature index {key} is out of range for {n_features} input features"
-                )
+                raise ValueError(f"{name}: feature index {key} is out of range for {n_features} input features")
             signs[int(key)] = _sign(value, name)
         array = signs
     else:
         if isinstance(constraints, Tensor):
             array = constraints.detach().cpu().double().numpy()
-        elif isinstance(constraints, (str, bytes)) or not isinstance(
-            constraints, Iterable | np.ndarray
-        ):
-            raise ValueError(
-                f"{name} must be a sequence of signs or a mapping {{index: sign}}, got {constraints!r}"
-            )
+        elif isinstance(constraints, (str, bytes)) or not isinstance(constraints, Iterable | np.ndarray):
+            raise ValueError(f"{name} must be a sequence of signs or a mapping {{index: sign}}, got {constraints!r}")
         else:
             try:
                 array = np.asarray(constraints, dtype=float)
             except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{name} must contain only -1, 0 and +1, got {constraints!r}"
-                ) from exc
+                raise ValueError(f"{name} must contain only -1, 0 and +1, got {constraints!r}") from exc
     if array.ndim not in (1, 2) or array.shape[0] == 0:
-        raise ValueError(
-            f"{name} must be 1-D [n_features] or 2-D [n_features, n_outputs], got shape {array.shape}"
-        )
+        raise ValueError(f"{name} must be 1-D [n_features] or 2-D [n_features, n_outputs], got shape {array.shape}")
     bad = ~np.isin(array, (-1.0, 0.0, 1.0))
     if bad.any():
-        raise ValueError(
-            f"{name} must contain only -1, 0 and +1, found {sorted(set(array[bad].tolist()))}"
-        )
+        raise ValueError(f"{name} must contain only -1, 0 and +1, found {sorted(set(array[bad].tolist()))}")
     if n_features is not None and array.shape[0] != n_features:
-        raise ValueError(
-            f"{name} has {array.shape[0]} entries but the model has {n_features} input features"
-        )
+        raise ValueError(f"{name} has {array.shape[0]} entries but the model has {n_features} input features")
     if array.ndim == 1:
         array = array[:, None]
     if n_outputs is not None and array.shape[1] not in (1, n_outputs):
@@ -98,11 +82,7 @@ def parse_constraints(
 
 
 def _sign(value: object, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or value not in (-1, 0, 1)
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value not in (-1, 0, 1):
         raise ValueError(f"{name}: signs must be -1, 0 or +1, got {value!r}")
     return float(value)
 

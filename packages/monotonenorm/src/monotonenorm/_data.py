@@ -52,9 +52,7 @@ def _number(text: str, path: Path, row: int, column: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(
-            f"{path}: row {row + 2}, column {column!r}: expected a number, got {text!r}"
-        ) from None
+        raise ValueError(f"{path}: row {row + 2}, column {column!r}: expected a number, got {text!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"{path}: row {row + 2}, column {column!r}: non-finite value {text!r}")
     return value
@@ -69,23 +67,9 @@ def load_compas(folder: str | Path) -> TabularDataset:
     """
     path = Path(folder) / "compas_scores_two_years.csv"
     header, rows = _read(path)
-    col = {
-        n: _column(header, n, path)
-        for n in (
-            "days_b_screening_arrest",
-            "is_recid",
-            "c_charge_degree",
-            "score_text",
-            "priors_count",
-            "juv_fel_count",
-            "juv_misd_count",
-            "juv_other_count",
-            "age",
-            "race",
-            "sex",
-            "two_year_recid",
-        )
-    }
+    col = {n: _column(header, n, path) for n in (
+        "days_b_screening_arrest", "is_recid", "c_charge_degree", "score_text", "priors_count",
+        "juv_fel_count", "juv_misd_count", "juv_other_count", "age", "race", "sex", "two_year_recid")}
     races = ["African-American", "Hispanic", "Asian", "Caucasian", "Native American", "Other"]
     sexes = ["Male", "Female"]
     X, y = [], []
@@ -95,10 +79,7 @@ def load_compas(folder: str | Path) -> TabularDataset:
             continue
         if r[col["c_charge_degree"]] == "O" or r[col["score_text"]] == "N/A":
             continue
-        numeric = [
-            _number(r[col[n]], path, i, n)
-            for n in ("priors_count", "juv_fel_count", "juv_misd_count", "juv_other_count", "age")
-        ]
+        numeric = [_number(r[col[n]], path, i, n) for n in ("priors_count", "juv_fel_count", "juv_misd_count", "juv_other_count", "age")]
         race, sex = r[col["race"]], r[col["sex"]]
         if race not in races or sex not in sexes:
             raise ValueError(f"{path}: row {i + 2}: unexpected race {race!r} or sex {sex!r}")
@@ -107,26 +88,11 @@ def load_compas(folder: str | Path) -> TabularDataset:
         y.append(int(_number(r[col["two_year_recid"]], path, i, "two_year_recid")))
     X_arr, y_arr = np.asarray(X), np.asarray(y)
     order = np.arange(len(y_arr))
-    np.random.RandomState(78712).shuffle(
-        order
-    )  # the legacy global-seed shuffle of the original code
+    np.random.RandomState(78712).shuffle(order)  # the legacy global-seed shuffle of the original code
     n_train = int(len(order) * 0.8)
-    names = (
-        ("priors_count", "juv_fel_count", "juv_misd_count", "juv_other_count", "age")
-        + tuple(f"race={v}" for v in races)
-        + tuple(f"sex={v}" for v in sexes)
-    )
-    return TabularDataset(
-        "COMPAS",
-        "binary",
-        X_arr,
-        y_arr,
-        names,
-        (1, 1, 1, 1) + (0,) * 9,
-        order[:n_train],
-        order[n_train:],
-        5,
-    )
+    names = ("priors_count", "juv_fel_count", "juv_misd_count", "juv_other_count", "age") + tuple(
+        f"race={v}" for v in races) + tuple(f"sex={v}" for v in sexes)
+    return TabularDataset("COMPAS", "binary", X_arr, y_arr, names, (1, 1, 1, 1) + (0,) * 9, order[:n_train], order[n_train:], 5)
 
 
 def load_heart(folder: str | Path) -> TabularDataset:
@@ -138,24 +104,15 @@ def load_heart(folder: str | Path) -> TabularDataset:
         header, rows = _read(path)
         names = tuple(header[1:-1])
         if header[-1] != "target" or "trestbps" not in names or "chol" not in names:
-            raise ValueError(
-                f"{path}: expected columns index, ..., trestbps, chol, ..., target; got {header}"
-            )
-        values = np.array(
-            [
-                [_number(v, path, i, header[j + 1]) for j, v in enumerate(r[1:])]
-                for i, r in enumerate(rows)
-            ]
-        )
+            raise ValueError(f"{path}: expected columns index, ..., trestbps, chol, ..., target; got {header}")
+        values = np.array([[_number(v, path, i, header[j + 1]) for j, v in enumerate(r[1:])] for i, r in enumerate(rows)])
         X_parts.append(values[:, :-1])
         y_parts.append(values[:, -1].astype(int))
         sizes.append(len(values))
     X, y = np.vstack(X_parts), np.concatenate(y_parts)
     constraints = tuple(1 if n in ("trestbps", "chol") else 0 for n in names)
     idx = np.arange(len(y))
-    return TabularDataset(
-        "Heart", "binary", X, y, names, constraints, idx[: sizes[0]], idx[sizes[0] :], X.shape[1]
-    )
+    return TabularDataset("Heart", "binary", X, y, names, constraints, idx[: sizes[0]], idx[sizes[0]:], X.shape[1])
 
 
 def load_auto_mpg(folder: str | Path) -> TabularDataset:
@@ -165,15 +122,7 @@ def load_auto_mpg(folder: str | Path) -> TabularDataset:
     """
     path = Path(folder) / "auto-mpg.csv"
     header, rows = _read(path)
-    names = (
-        "cylinders",
-        "displacement",
-        "horsepower",
-        "weight",
-        "acceleration",
-        "model year",
-        "origin",
-    )
+    names = ("cylinders", "displacement", "horsepower", "weight", "acceleration", "model year", "origin")
     cols = [_column(header, n, path) for n in names]
     target = _column(header, "mpg", path)
     X, y = [], []
@@ -182,17 +131,7 @@ def load_auto_mpg(folder: str | Path) -> TabularDataset:
             continue
         X.append([_number(r[c], path, i, n) for c, n in zip(cols, names)])
         y.append(_number(r[target], path, i, "mpg"))
-    return TabularDataset(
-        "AutoMPG",
-        "regression",
-        np.asarray(X),
-        np.asarray(y),
-        names,
-        (0, -1, -1, -1, 0, 0, 0),
-        None,
-        None,
-        7,
-    )
+    return TabularDataset("AutoMPG", "regression", np.asarray(X), np.asarray(y), names, (0, -1, -1, -1, 0, 0, 0), None, None, 7)
 
 
 LOADERS = {"compas": load_compas, "heart": load_heart, "autompg": load_auto_mpg}

@@ -28,10 +28,7 @@ def write_run_info(out: Path, config: object, seed: int, argv: list[str] | None 
         "config": asdict(config),  # type: ignore[call-overload]
         "argv": sys.argv if argv is None else argv,
         "seed": seed,
-        "versions": {
-            p: version(p)
-            for p in ("monotonenorm", "lipschitz-core", "torch", "numpy", "scikit-learn")
-        },
+        "versions": {p: version(p) for p in ("monotonenorm", "lipschitz-core", "torch", "numpy", "scikit-learn")},
         "python": platform.python_version(),
     }
     _atomic_write(out / "run.json", json.dumps(info, indent=1))
@@ -45,9 +42,7 @@ def load_config(cls: type, path: Path | None, quick: dict | None = None, **overr
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(
-                f"{path}: unknown config fields {sorted(unknown)}; known: {sorted(known)}"
-            )
+            raise ValueError(f"{path}: unknown config fields {sorted(unknown)}; known: {sorted(known)}")
         config = replace(config, **data)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -57,12 +52,7 @@ def _mlp_classifier(seed: int, max_iter: int):  # noqa: ANN202
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(
-        StandardScaler(),
-        MLPClassifier(
-            hidden_layer_sizes=(32, 32), early_stopping=True, random_state=seed, max_iter=max_iter
-        ),
-    )
+    return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32, 32), early_stopping=True, random_state=seed, max_iter=max_iter))
 
 
 # --- the trigger story ------------------------------------------------------------------------------
@@ -81,9 +71,7 @@ class TriggerStudyConfig:
     device: str = "cpu"
 
 
-def trigger_study(
-    config: TriggerStudyConfig, seed: int, *, log: Callable[[str], None] = print
-) -> dict:
+def trigger_study(config: TriggerStudyConfig, seed: int, *, log: Callable[[str], None] = print) -> dict:
     """Train a monotone and an unconstrained trigger at the nominal lifetime; scan the signal lifetime."""
     from monotonenorm import trigger as T
     from monotonenorm._estimators import MonotonicClassifier
@@ -92,12 +80,8 @@ def trigger_study(
     X, y = T.generate(config.n_signal, config.n_background, seed=seed)
     start = time.perf_counter()
     mono = MonotonicClassifier(
-        list(T.MONOTONIC_CONSTRAINTS),
-        width=config.width,
-        lipschitz_const=config.lipschitz_const,
-        max_epochs=config.max_epochs,
-        random_state=seed,
-        device=config.device,
+        list(T.MONOTONIC_CONSTRAINTS), width=config.width, lipschitz_const=config.lipschitz_const,
+        max_epochs=config.max_epochs, random_state=seed, device=config.device,
     ).fit(X, y)
     log(f"monotone trigger trained in {time.perf_counter() - start:.0f} s")
     import warnings
@@ -107,25 +91,15 @@ def trigger_study(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp = _mlp_classifier(seed, 3 * config.max_epochs).fit(X, y)
-    models = {
-        "monotone (monotonenorm)": lambda A: mono.predict_proba(A)[:, 1],
-        "unconstrained MLP": lambda A: mlp.predict_proba(A)[:, 1],
-    }
+    models = {"monotone (monotonenorm)": lambda A: mono.predict_proba(A)[:, 1], "unconstrained MLP": lambda A: mlp.predict_proba(A)[:, 1]}
     bkg = T.generate_background(config.n_eval, seed=seed + 1000)
     eff: dict[str, list[float]] = {name: [] for name in models}
     for i, tau in enumerate(config.lifetimes_ps):
-        sig = T.generate_signal(
-            config.n_eval, T.TriggerConfig(lifetime_ps=tau), seed=seed + 2000 + i
-        )
+        sig = T.generate_signal(config.n_eval, T.TriggerConfig(lifetime_ps=tau), seed=seed + 2000 + i)
         for name, f in models.items():
             eff[name].append(T.efficiency_at_rate(f(sig), f(bkg), config.background_rate))
-    probe = np.vstack(
-        [T.generate_signal(500, seed=seed + 3), T.generate_background(500, seed=seed + 4)]
-    )
-    reports = {
-        name: verify_monotonic(f, probe, list(T.MONOTONIC_CONSTRAINTS), n_pairs=3000, seed=seed)
-        for name, f in models.items()
-    }
+    probe = np.vstack([T.generate_signal(500, seed=seed + 3), T.generate_background(500, seed=seed + 4)])
+    reports = {name: verify_monotonic(f, probe, list(T.MONOTONIC_CONSTRAINTS), n_pairs=3000, seed=seed) for name, f in models.items()}
     # response vs displacement with the other features at the medians of the displaced background
     # (soft, badly fitted vertices): where an unconstrained net learns "more displaced = background"
     grid = np.linspace(0, 14, 200)
@@ -138,9 +112,7 @@ def trigger_study(
         "efficiency": eff,
         "violation_fraction": {k: r.violation_fraction for k, r in reports.items()},
         "certified": {k: r.certified for k, r in reports.items()},
-        "certified_monotone_model": verify_monotonic(
-            mono, probe, n_pairs=0, relative_steps=()
-        ).certified,
+        "certified_monotone_model": verify_monotonic(mono, probe, n_pairs=0, relative_steps=()).certified,
         "displacement_grid": grid.tolist(),
         "response": {name: f(line).tolist() for name, f in models.items()},
         "background_rate": config.background_rate,
@@ -175,16 +147,8 @@ def trigger_markdown(result: dict) -> str:
     names = list(result["efficiency"])
     lines = ["| lifetime (ps) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for i, tau in enumerate(result["lifetimes_ps"]):
-        lines.append(
-            f"| {tau:g} | "
-            + " | ".join(f"{100 * result['efficiency'][n][i]:.1f}%" for n in names)
-            + " |"
-        )
-    lines.append(
-        "| empirical monotonicity violations | "
-        + " | ".join(f"{100 * result['violation_fraction'][n]:.2f}%" for n in names)
-        + " |"
-    )
+        lines.append(f"| {tau:g} | " + " | ".join(f"{100 * result['efficiency'][n][i]:.1f}%" for n in names) + " |")
+    lines.append("| empirical monotonicity violations | " + " | ".join(f"{100 * result['violation_fraction'][n]:.2f}%" for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -212,26 +176,14 @@ def example(config: ExampleConfig, seed: int) -> dict:
     x = rng.uniform(1, 3, size=config.n_samples)
     y = np.log(x) + rng.normal(size=x.shape) * (0.01 + config.noise_growth * (x - 1) / 2)
     X = x[:, None]
-    mono = MonotonicRegressor(
-        [1],
-        lipschitz_const=config.lipschitz_const,
-        max_epochs=config.max_epochs,
-        early_stopping=False,
-        random_state=seed,
-        device=config.device,
-    ).fit(X, y)
+    mono = MonotonicRegressor([1], lipschitz_const=config.lipschitz_const, max_epochs=config.max_epochs, early_stopping=False, random_state=seed, device=config.device).fit(X, y)
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        mlp = MLPRegressor(
-            hidden_layer_sizes=(64, 64),
-            max_iter=config.mlp_max_iter,
-            learning_rate_init=1e-2,
-            random_state=seed,
-        ).fit(X, y)
+        mlp = MLPRegressor(hidden_layer_sizes=(64, 64), max_iter=config.mlp_max_iter, learning_rate_init=1e-2, random_state=seed).fit(X, y)
     grid = np.linspace(1, 6, 300)[:, None]
     out = {
         "x": x.tolist(),
@@ -242,10 +194,7 @@ def example(config: ExampleConfig, seed: int) -> dict:
     }
     out["report_monotone"] = str(verify_monotonic(mono, grid))
     out["report_mlp"] = str(verify_monotonic(mlp.predict, grid, [1]))
-    out["violations"] = {
-        "monotone": verify_monotonic(mono, grid).n_violations,
-        "mlp": verify_monotonic(mlp.predict, grid, [1]).n_violations,
-    }
+    out["violations"] = {"monotone": verify_monotonic(mono, grid).n_violations, "mlp": verify_monotonic(mlp.predict, grid, [1]).n_violations}
     return out
 
 
@@ -278,9 +227,7 @@ class BenchConfig:
     n_pairs: int = 2000
 
 
-def bench_study(
-    data_folder: Path, config: BenchConfig, *, quick: bool, log: Callable[[str], None] = print
-) -> tuple[list[dict], str, dict]:
+def bench_study(data_folder: Path, config: BenchConfig, *, quick: bool, log: Callable[[str], None] = print) -> tuple[list[dict], str, dict]:
     from monotonenorm import bench
     from monotonenorm._data import LOADERS
 
@@ -289,14 +236,7 @@ def bench_study(
     for key in config.datasets:
         ds = LOADERS[key](data_folder)
         datasets[ds.name] = ds
-        records += bench.run_honest(
-            ds,
-            bench.COMPETITORS,
-            list(range(config.n_seeds)),
-            quick=quick,
-            n_pairs=config.n_pairs,
-            progress=log,
-        )
+        records += bench.run_honest(ds, bench.COMPETITORS, list(range(config.n_seeds)), quick=quick, n_pairs=config.n_pairs, progress=log)
     rows = bench.summarize(records)
     return rows, bench.markdown_table(rows, bench.METRICS), datasets
 
@@ -311,14 +251,9 @@ def partial_dependence_figure(ds, path: Path, seed: int, quick: bool) -> dict:  
     from monotonenorm import bench
 
     data = bench.honest_split(ds, seed)
-    fitted = {
-        "monotone (monotonenorm)": bench.fit_ours(data, seed, quick),
-        "unconstrained MLP": bench.fit_mlp(data, seed, quick),
-    }
+    fitted = {"monotone (monotonenorm)": bench.fit_ours(data, seed, quick), "unconstrained MLP": bench.fit_mlp(data, seed, quick)}
     constrained = [i for i, c in enumerate(ds.monotonic_constraints) if c != 0]
-    fig, axes = plt.subplots(
-        1, len(constrained), figsize=(4 * len(constrained), 3.4), squeeze=False
-    )
+    fig, axes = plt.subplots(1, len(constrained), figsize=(4 * len(constrained), 3.4), squeeze=False)
     med = np.median(data.X_train, axis=0)
     summary = {}
     for ax, i in zip(axes[0], constrained):

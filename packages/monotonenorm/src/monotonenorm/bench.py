@@ -68,9 +68,7 @@ class Record:
 class OursConfig:
     width: int
     depth: int
-    lipschitz_const: (
-        float  # used by the reference package run; ours picks from lipschitz_grid on validation
-    )
+    lipschitz_const: float  # used by the reference package run; ours picks from lipschitz_grid on validation
     learning_rate: float
     batch_size: int
     max_epochs: int
@@ -80,33 +78,9 @@ class OursConfig:
 
 # Chosen a priori (not tuned on any test set); inputs are standardized inside the estimator.
 OURS: dict[str, OursConfig] = {
-    "COMPAS": OursConfig(
-        width=16,
-        depth=3,
-        lipschitz_const=1.0,
-        learning_rate=5e-3,
-        batch_size=256,
-        max_epochs=150,
-        n_iter_no_change=20,
-    ),
-    "Heart": OursConfig(
-        width=8,
-        depth=2,
-        lipschitz_const=1.0,
-        learning_rate=5e-3,
-        batch_size=32,
-        max_epochs=300,
-        n_iter_no_change=30,
-    ),
-    "AutoMPG": OursConfig(
-        width=16,
-        depth=3,
-        lipschitz_const=2.0,
-        learning_rate=5e-3,
-        batch_size=32,
-        max_epochs=400,
-        n_iter_no_change=40,
-    ),
+    "COMPAS": OursConfig(width=16, depth=3, lipschitz_const=1.0, learning_rate=5e-3, batch_size=256, max_epochs=150, n_iter_no_change=20),
+    "Heart": OursConfig(width=8, depth=2, lipschitz_const=1.0, learning_rate=5e-3, batch_size=32, max_epochs=300, n_iter_no_change=30),
+    "AutoMPG": OursConfig(width=16, depth=3, lipschitz_const=2.0, learning_rate=5e-3, batch_size=32, max_epochs=400, n_iter_no_change=40),
 }
 
 
@@ -140,9 +114,7 @@ def choose_threshold(p_val: np.ndarray, y_val: np.ndarray) -> float:
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
-def _validation_score(
-    task: str, predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray
-) -> float:
+def _validation_score(task: str, predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray) -> float:
     """Higher is better: accuracy at the best validation threshold, or minus the MSE."""
     p = predict(X)
     if task == "binary":
@@ -169,26 +141,15 @@ def fit_ours(data: Split, seed: int, quick: bool) -> Fitted:
             n_iter_no_change=cfg.n_iter_no_change,
             random_state=seed,
         ).fit(data.X_train, data.y_train, X_val=data.X_val, y_val=data.y_val)
-        predict = (
-            (lambda X, m=model: m.predict_proba(X)[:, 1])
-            if data.dataset.task == "binary"
-            else model.predict
-        )
+        predict = (lambda X, m=model: m.predict_proba(X)[:, 1]) if data.dataset.task == "binary" else model.predict
         score = _validation_score(data.dataset.task, predict, data.X_val, data.y_val)
         if best is None or score > best[0]:
             best = (score, model)
     assert best is not None
     model = best[1]
     report = verify_monotonic(model, data.X_test, n_pairs=0, relative_steps=())  # certificate only
-    predict = (
-        (lambda X: model.predict_proba(X)[:, 1]) if data.dataset.task == "binary" else model.predict
-    )
-    return Fitted(
-        predict,
-        model.n_parameters_,
-        report.certified,
-        f"lambda {model.lipschitz_const:g}, epochs {model.n_iter_}",
-    )
+    predict = (lambda X: model.predict_proba(X)[:, 1]) if data.dataset.task == "binary" else model.predict
+    return Fitted(predict, model.n_parameters_, report.certified, f"lambda {model.lipschitz_const:g}, epochs {model.n_iter_}")
 
 
 def fit_mlp(data: Split, seed: int, quick: bool) -> Fitted:
@@ -217,24 +178,17 @@ def fit_mlp(data: Split, seed: int, quick: bool) -> Fitted:
     else:
         from sklearn.compose import TransformedTargetRegressor
 
-        model = TransformedTargetRegressor(
-            make_pipeline(StandardScaler(), MLPRegressor(**common)), transformer=StandardScaler()
-        )
+        model = TransformedTargetRegressor(make_pipeline(StandardScaler(), MLPRegressor(**common)), transformer=StandardScaler())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(data.X_train, data.y_train)
     mlp = model[-1] if data.dataset.task == "binary" else model.regressor_[-1]
     n_params = sum(w.size for w in mlp.coefs_) + sum(b.size for b in mlp.intercepts_)
-    predict = (
-        (lambda X: model.predict_proba(X)[:, 1]) if data.dataset.task == "binary" else model.predict
-    )
+    predict = (lambda X: model.predict_proba(X)[:, 1]) if data.dataset.task == "binary" else model.predict
     return Fitted(predict, n_params, False, "unconstrained")
 
 
-COMPETITORS: dict[str, Callable[[Split, int, bool], Fitted]] = {
-    "monotonenorm": fit_ours,
-    "MLP (unconstrained)": fit_mlp,
-}
+COMPETITORS: dict[str, Callable[[Split, int, bool], Fitted]] = {"monotonenorm": fit_ours, "MLP (unconstrained)": fit_mlp}
 
 
 def run_honest(
@@ -261,25 +215,10 @@ def run_honest(
             else:
                 metric = float(np.mean((fitted.predict(data.X_test) - data.y_test) ** 2))
             report = verify_monotonic(
-                lambda X, f=fitted: f.predict(X),
-                data.X_test,
-                list(ds.monotonic_constraints),
-                n_pairs=n_pairs,
-                seed=seed,
+                lambda X, f=fitted: f.predict(X), data.X_test, list(ds.monotonic_constraints), n_pairs=n_pairs, seed=seed
             )
             records.append(
-                Record(
-                    ds.name,
-                    name,
-                    seed,
-                    metric,
-                    fitted.n_parameters,
-                    fitted.certified,
-                    report.violation_fraction,
-                    seconds,
-                    threshold,
-                    {"note": fitted.note},
-                )
+                Record(ds.name, name, seed, metric, fitted.n_parameters, fitted.certified, report.violation_fraction, seconds, threshold, {"note": fitted.note})
             )
             if progress:
                 progress(f"{ds.name} seed {seed} {name}: {metric:.4f} ({seconds:.1f} s)")
@@ -314,13 +253,7 @@ def _paper_arrays(ds: TabularDataset, seed: int) -> tuple[np.ndarray, ...]:
     return (Xtr - Xtr.mean(0)) / Xtr.std(0), ds.y[tr], (Xte - Xte.mean(0)) / Xte.std(0), ds.y[te]
 
 
-def run_paper_protocol(
-    ds: TabularDataset,
-    seeds: list[int],
-    *,
-    epochs_scale: float = 1.0,
-    progress: Callable[[str], None] | None = None,
-) -> list[Record]:
+def run_paper_protocol(ds: TabularDataset, seeds: list[int], *, epochs_scale: float = 1.0, progress: Callable[[str], None] | None = None) -> list[Record]:
     """Our network trained as in the original scripts; best **test** metric over epochs (and thresholds)."""
     cfg = PAPER[ds.name]
     records = []
@@ -331,13 +264,7 @@ def run_paper_protocol(
         xt = torch.as_tensor(Xtr, dtype=torch.float32)
         yt = torch.as_tensor((ytr - y_mean) / y_std, dtype=torch.float32)
         xe = torch.as_tensor(Xte, dtype=torch.float32)
-        model = monotonic_mlp(
-            ds.X.shape[1],
-            list(ds.monotonic_constraints),
-            width=cfg["width"],
-            depth=cfg["depth"],
-            lipschitz_const=cfg["lam"],
-        )
+        model = monotonic_mlp(ds.X.shape[1], list(ds.monotonic_constraints), width=cfg["width"], depth=cfg["depth"], lipschitz_const=cfg["lam"])
         opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
         batch = cfg["batch"] or len(xt)
         epochs = max(1, int(cfg["epochs"] * epochs_scale))
@@ -366,20 +293,7 @@ def run_paper_protocol(
             else:
                 best = min(best, float(np.mean((out * y_std + y_mean - yte) ** 2)))
         n_params = sum(p.numel() for p in model.parameters())
-        records.append(
-            Record(
-                ds.name,
-                "monotonenorm (paper protocol)",
-                seed,
-                best,
-                n_params,
-                True,
-                0.0,
-                time.perf_counter() - start,
-                None,
-                {"epochs": epochs},
-            )
-        )
+        records.append(Record(ds.name, "monotonenorm (paper protocol)", seed, best, n_params, True, 0.0, time.perf_counter() - start, None, {"epochs": epochs}))
         if progress:
             progress(f"{ds.name} seed {seed} paper protocol: {best:.4f}")
     return records
@@ -390,10 +304,7 @@ def run_paper_protocol(
 
 def summarize(records: list[Record]) -> list[dict]:
     rows = []
-    keys = sorted(
-        {(r.dataset, r.model) for r in records},
-        key=lambda k: (k[0], [r.model for r in records].index(k[1])),
-    )
+    keys = sorted({(r.dataset, r.model) for r in records}, key=lambda k: (k[0], [r.model for r in records].index(k[1])))
     for dataset, model in keys:
         rs = [r for r in records if r.dataset == dataset and r.model == model]
         values = np.array([r.metric for r in rs])
@@ -406,13 +317,7 @@ def summarize(records: list[Record]) -> list[dict]:
                 "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                 "n_seeds": len(rs),
                 "n_parameters": rs[0].n_parameters,
-                "certified": "yes"
-                if certs == {True}
-                else (
-                    "no"
-                    if True not in certs and False in certs
-                    else ("n/a" if certs == {None} else "partly")
-                ),
+                "certified": "yes" if certs == {True} else ("no" if True not in certs and False in certs else ("n/a" if certs == {None} else "partly")),
                 "violation_fraction": float(np.mean([r.violation_fraction for r in rs])),
                 "seconds": float(np.median([r.seconds for r in rs])),
             }

@@ -52,14 +52,7 @@ def _check(n: int, name: str) -> int:
     return int(n)
 
 
-def _features(
-    fd_mm: np.ndarray,
-    sum_pt: np.ndarray,
-    vchi2: np.ndarray,
-    ip_mm: np.ndarray,
-    cfg: TriggerConfig,
-    rng: np.random.Generator,
-) -> np.ndarray:
+def _features(fd_mm: np.ndarray, sum_pt: np.ndarray, vchi2: np.ndarray, ip_mm: np.ndarray, cfg: TriggerConfig, rng: np.random.Generator) -> np.ndarray:
     fd_meas = fd_mm + cfg.fd_resolution_mm * rng.standard_t(4, size=fd_mm.shape)
     ip_meas = ip_mm + cfg.ip_resolution_mm * rng.standard_t(4, size=ip_mm.shape)
     fd_chi2 = (fd_meas / cfg.fd_resolution_mm) ** 2
@@ -67,9 +60,7 @@ def _features(
     return np.column_stack([np.log1p(fd_chi2), sum_pt, np.log1p(vchi2), np.log1p(ip_chi2)])
 
 
-def generate_signal(
-    n: int, config: TriggerConfig = TriggerConfig(), *, seed: int | np.random.Generator = 0
-) -> np.ndarray:
+def generate_signal(n: int, config: TriggerConfig = TriggerConfig(), *, seed: int | np.random.Generator = 0) -> np.ndarray:
     """Features ``[n, 4]`` of heavy-flavour (signal) vertices with ``config.lifetime_ps``."""
     n = _check(n, "n")
     if not config.lifetime_ps > 0:
@@ -79,34 +70,24 @@ def generate_signal(
     eta = rng.uniform(2.0, 5.0, size=n)
     beta_gamma = pt * np.cosh(eta) / B_MASS_GEV
     flight = beta_gamma * C_MM_PER_PS * config.lifetime_ps * rng.exponential(size=n)
-    angle = (B_MASS_GEV / (pt * np.cosh(eta))) * rng.uniform(
-        0.1, 1.0, size=n
-    )  # daughter angle to the flight
+    angle = (B_MASS_GEV / (pt * np.cosh(eta))) * rng.uniform(0.1, 1.0, size=n)  # daughter angle to the flight
     ip = flight * np.sin(np.clip(angle, 0, np.pi / 2))
     sum_pt = pt * rng.uniform(0.35, 0.85, size=n)
     vchi2 = rng.chisquare(1, size=n)
     return _features(flight, sum_pt, vchi2, ip, config, rng)
 
 
-def generate_background(
-    n: int, config: TriggerConfig = TriggerConfig(), *, seed: int | np.random.Generator = 0
-) -> np.ndarray:
+def generate_background(n: int, config: TriggerConfig = TriggerConfig(), *, seed: int | np.random.Generator = 0) -> np.ndarray:
     """Features ``[n, 4]`` of minimum-bias vertices: prompt plus a displaced, soft, badly fitted tail."""
     n = _check(n, "n")
     if not 0 <= config.displaced_background_fraction <= 1:
-        raise ValueError(
-            f"displaced_background_fraction must be in [0, 1], got {config.displaced_background_fraction}"
-        )
+        raise ValueError(f"displaced_background_fraction must be in [0, 1], got {config.displaced_background_fraction}")
     rng = np.random.default_rng(seed)
     displaced = rng.uniform(size=n) < config.displaced_background_fraction
     flight = np.where(displaced, rng.exponential(25.0, size=n), 0.0)
     ip = np.where(displaced, flight * rng.uniform(0.02, 0.2, size=n), 0.0)
-    sum_pt = np.where(
-        displaced, 0.5 + rng.exponential(0.8, size=n), 0.8 + rng.exponential(1.6, size=n)
-    )
-    vchi2 = rng.chisquare(1, size=n) * np.where(
-        displaced, rng.uniform(2.0, 6.0, size=n), rng.uniform(1.0, 3.0, size=n)
-    )
+    sum_pt = np.where(displaced, 0.5 + rng.exponential(0.8, size=n), 0.8 + rng.exponential(1.6, size=n))
+    vchi2 = rng.chisquare(1, size=n) * np.where(displaced, rng.uniform(2.0, 6.0, size=n), rng.uniform(1.0, 3.0, size=n))
     return _features(flight, sum_pt, vchi2, ip, config, rng)
 
 
@@ -123,9 +104,7 @@ def generate(
     return X[order], y[order]
 
 
-def efficiency_at_rate(
-    score_signal: np.ndarray, score_background: np.ndarray, background_rate: float
-) -> float:
+def efficiency_at_rate(score_signal: np.ndarray, score_background: np.ndarray, background_rate: float) -> float:
     """Signal efficiency at the threshold that keeps ``background_rate`` of the background.
 
     The paper's working point, 660 kHz out of 30 MHz, is a rate of 0.022.
