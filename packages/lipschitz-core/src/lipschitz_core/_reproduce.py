@@ -97,7 +97,7 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the least noisy timing on a shared machine
     try:
-        overhead = _overhead((64, 256), 256 if quick else 4096, 9 if quick else 15)
+        overhead = _overhead((64,) if quick else (64, 256), 256 if quick else 4096, 5 if quick else 15)
     finally:
         torch.set_num_threads(threads)
     (out_dir / "bounds.json").write_text(
