@@ -345,3 +345,30 @@ def test_certified_radius_binary_and_bad_input() -> None:
     )
     with pytest.raises(ValueError, match="NaN"):
         certified_radius(model, torch.tensor([[math.nan, 0.0]]))
+
+
+def test_direct_norm_layers_cache_their_eval_weight_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lipschitz_core import direct_norm, find_constraint
+
+    torch.manual_seed(0)
+    layer = direct_norm(nn.Linear(32, 32), kind="two").eval()
+    constraint = find_constraint(layer)
+    calls = []
+    original = constraint._normalize
+    monkeypatch.setattr(constraint, "_normalize", lambda w: calls.append(1) or original(w))
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        first = layer(x)
+        for _ in range(4):
+            torch.testing.assert_close(layer(x), first, rtol=0, atol=0)
+    assert len(calls) == 1
+    with torch.no_grad():
+        layer.parametrizations.weight.original.mul_(2.0)  # a changed parameter is normalized afresh
+        layer(x)
+    assert len(calls) == 2
+    with torch.no_grad():
+        layer.weight.mul_(0.0)  # an edit of the returned (effective) tensor must not poison the cache
+        assert float(layer(x).abs().sum()) > 0
+    assert len(calls) == 3
+    layer(x).sum().backward()  # with a graph to build: no cache, and gradients flow
+    assert layer.parametrizations.weight.original.grad is not None and len(calls) == 4

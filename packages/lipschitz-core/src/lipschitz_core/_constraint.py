@@ -300,6 +300,21 @@ class OperatorNormConstraint(nn.Module):
         return weight * (target / norm_t)
 
     def forward(self, weight: Tensor) -> Tensor:
+        if not (torch.is_grad_enabled() and weight.requires_grad):
+            # no graph to build (eval under no_grad / inference_mode): reuse the last result while
+            # the same parameter is unchanged (its version counter), e.g. for direct_norm layers
+            key = (weight._version, weight.data_ptr(), weight.dtype, weight.device, self.config_key())
+            cache = self.__dict__.get("_eval_cache")
+            if cache is not None and cache[0] is weight and cache[1] == key and cache[2]._version == cache[3]:
+                return cache[2]  # (an in-place edit of the returned tensor bumps its version: recomputed)
+            out = self._normalize(weight)
+            if isinstance(weight, nn.Parameter):  # only the module's own parameter, never a temporary
+                self.__dict__["_eval_cache"] = (weight, key, out, out._version)
+            return out
+        self.__dict__.pop("_eval_cache", None)
+        return self._normalize(weight)
+
+    def _normalize(self, weight: Tensor) -> Tensor:
         target = self.target(weight)
         if not self.vectorwise and not torch.compiler.is_compiling() and weight.dim() == 2:
             # "one" reduces over columns (a strided pass) and measured slower on the large path
