@@ -49,10 +49,10 @@ def _fig3_fig4(quick: bool, seed: int, device: str, workers: int) -> dict:
 def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool) -> str:
     import torch
 
-    from grokking_theory._cli import GRIDS, _device
+    from grokking_theory._cli import _device
     from grokking_theory._config import ToyConfig
     from grokking_theory._io import write_json
-    from grokking_theory._phases import phase_diagram
+    from grokking_theory._phases import grid, phase_diagram
     from grokking_theory._plot import plot_critical, plot_phase_diagram, plot_run
     from grokking_theory._theory import critical_fraction
     from grokking_theory._toy import train_toy
@@ -83,7 +83,8 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     t_crit = time.perf_counter() - t0 - t_run
 
     # 3. coarse phase diagram (decoder lr x decoder wd, sweep RNG order)
-    x_name, y_name, xs, ys = GRIDS["dec-lr-wd"]
+    g = grid("dec-lr-wd", "mse")
+    x_name, y_name, xs, ys = g.x_name, g.y_name, g.x_values, g.y_values
     if quick:
         xs, ys, budget, seeds = xs[::3], ys[::3], 3000, [58]
     else:
