@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trajectories", help="network vs effective-theory embedding trajectories (Fig. 4c-d)")
     _common(p)
     _toy_flags(p, steps_help=f"update budget (default {TOY.steps}; {QUICK_TRAIN_STEPS} with --quick)")
-    p.add_argument("--rows", choices=("train", "all"), default="train", help="parallelograms of the effective flow: the training set's P0(D) or all of P0 (the official code) (default train)")
+    p.add_argument("--rows", choices=("train", "all"), default="all", help="parallelograms of the effective flow: all of P0 (the official code) or the training set's P0(D) (default all)")
     p.set_defaults(func=cmd_trajectories)
 
     p = sub.add_parser("plot", help="redraw the PNG of a train or phase-diagram output folder")

@@ -184,14 +184,15 @@ def _crossing(prob: np.ndarray, counts: np.ndarray) -> tuple[float, int]:
     return float(counts[k - 1] + (0.5 - p0) / (p1 - p0)), k
 
 
-def network_vs_effective(cfg, *, device: str = "cpu", rows: str = "train", progress: bool = False) -> dict:
+def network_vs_effective(cfg, *, device: str = "cpu", rows: str = "all", progress: bool = False) -> dict:
     """The paper's Fig. 4c-d: the 1-D embedding learned by the network against the effective
     theory's flow started from the same initial embedding.
 
     Trains ``cfg`` (a 1-D ToyConfig) with the faithful trainer, z-scores the initial embedding
     (as the official "Task 3" does, so ``Z0 = p - 1``) and runs :func:`effective_flow` for as many
-    steps with ``eta = cfg.eta_reprs`` over the training set's parallelograms (``rows="train"``)
-    or all of P0 (``rows="all"``, the official code's choice). Both trajectories are z-scored per
+    steps with ``eta = cfg.eta_reprs`` over all of P0 (``rows="all"``, the official code's choice)
+    or the training set's parallelograms P0(D) (``rows="train"``: a smaller lambda_3, so a slower
+    flow). Both trajectories are z-scored per
     step, so they are compared on the same scale. Returns the trajectories, the RQI per step of
     each, the first step with RQI > 0.95 in each, and the Pearson correlation of the two final
     embeddings (sign-aligned: the flow may end in the mirrored line).
