@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from grokking_theory import rqi
-from grokking_theory._cli import _phase_setup, build_parser, main
+from grokking_theory._cli import build_parser, main
 from grokking_theory._phases import classify_phase
 
 TINY = {"width": 16, "steps": 60, "rng_order": "sweep"}
@@ -161,6 +161,8 @@ def test_out_holding_another_sweep_is_refused(tmp_path, capsys):
 
 
 def _setup(argv):
+    from grokking_theory._cli import _phase_setup
+
     return _phase_setup(build_parser().parse_args(["phase-diagram", *argv]))
 
 
