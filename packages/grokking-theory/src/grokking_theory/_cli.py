@@ -407,6 +407,7 @@ def _modadd_flags(p: argparse.ArgumentParser) -> None:
 def cmd_modadd(args: argparse.Namespace) -> int:
     import torch
 
+    from grokking_theory._io import write_json
     from grokking_theory._modadd import ModAddConfig, plot_modular_addition, train_modular_addition
 
     torch.set_num_threads(1)
@@ -423,6 +424,18 @@ def cmd_modadd(args: argparse.Namespace) -> int:
                        "embedding_best_pair": res["embedding_best_pair"]})
         save_checkpoint(out / "model.safetensors", res["model"].state_dict(), cfg.to_dict())
         plot_modular_addition(res, out / "modular_addition.png")
+        m = res["metrics"]
+        write_json(out / "record.json", {
+            "experiment": "modular_addition", "seeds": [cfg.seed], "config": cfg.to_dict(),
+            "metrics": {k: v for k, v in m.items()},
+            "tables": [{"name": "main", "caption": f"(a+b) mod {cfg.p}, {cfg.steps} steps, seed {cfg.seed}",
+                        "columns": ["quantity", "measured"],
+                        "rows": [[k.replace("_", " "), "never" if m[k] is None else m[k]] for k in (
+                            "step_train_acc", "step_test_acc", "grokking_delay", "final_train_acc",
+                            "final_test_acc", "effective_dim_init", "effective_dim_max",
+                            "step_effective_dim_max", "effective_dim_final", "top2_variance_fraction",
+                            "circularity", "circularity_null_p95", "best_pair_circularity")]}],
+        })
     print(json.dumps({k: v for k, v in res["metrics"].items() if k != "pca_variance_fractions"}))
     return 0
 
@@ -469,6 +482,20 @@ def cmd_digits(args: argparse.Namespace) -> int:
         _write_beyond(out, cfg.to_dict(), cfg.seed, device, res["metrics"],
                       {name: r["curves"] for name, r in res["runs"].items()})
         plot_digits(res, out / "digits.png")
+        from grokking_theory._io import write_json
+
+        write_json(out / "record.json", {
+            "experiment": "digits", "seeds": [cfg.seed], "config": cfg.to_dict(), "metrics": res["metrics"],
+            "tables": [{"name": "main", "caption": f"digits, {cfg.n_train} train, {cfg.steps} steps",
+                        "columns": ["init", "step train acc >= 0.9", "step test acc >= 0.9", "final train",
+                                    "final test", "weight norm init", "weight norm final"],
+                        "rows": [[name, "never" if r["step_train_acc"] is None else r["step_train_acc"],
+                                  "never" if r["step_test_acc"] is None else r["step_test_acc"],
+                                  r["final_train_acc"], r["final_test_acc"], r["weight_norm_init"],
+                                  r["weight_norm_final"]] for name, r in res["metrics"].items()],
+                        "formats": {"final train": ".3f", "final test": ".3f", "weight norm init": ".1f",
+                                    "weight norm final": ".1f"}}],
+        })
     print(json.dumps(res["metrics"]))
     return 0
 
