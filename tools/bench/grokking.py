@@ -149,7 +149,8 @@ def paper_scale_estimate(data: Path, ms_per_run_step: float, workers: int) -> di
 
 def h200_figures(source: Path, out: Path) -> list[Path]:
     """Redraw the phase-diagram figures of an agreement run (``docs/gpu_h200_paper_scale.json``)
-    from the JSON alone: one panel per seed plus the majority over seeds.
+    from the JSON alone: one panel per seed plus the majority over seeds; also write each diagram's
+    steps as ``<diagram>/phase_diagram.json`` for ``grokking-theory compare-authors``.
 
     The script that drew ``docs/add_*_h200.png`` in 0.1 was not committed; this reconstruction
     draws them with the package's own ``plot_phase_diagram`` and the title format of those figures.
@@ -176,6 +177,9 @@ def h200_figures(source: Path, out: Path) -> list[Path]:
         title = (f"{r['diagram']}: 10^5 steps on H200, {100 * r['agreement_same_seed']:.1f} % cells as the "
                  f"authors' seed-{seeds[0]} data")
         paths.append(plot_phase_diagram(dia, out / f"{r['diagram']}_h200.png", title=title))
+        # the same steps as a phase_diagram.json, for `grokking-theory compare-authors`
+        (out / r["diagram"]).mkdir(exist_ok=True)
+        (out / r["diagram"] / "phase_diagram.json").write_text(json.dumps(dia.to_dict()))
     return paths
 
 
