@@ -71,9 +71,11 @@ class ModAddConfig(ConfigMixin):
 
     @classmethod
     def quick(cls) -> ModAddConfig:
-        """CPU-sized: p = 31, one block of width 64, 3000 steps (about half a minute on one thread)."""
+        """CPU-sized: p = 31, half the pairs, one block of width 64, 3000 steps (under a minute on
+        one thread). Unlike the paper it also decays the embedding (wd 1; decoder wd 3): with
+        decoder-only decay this small model had not generalized after 3000 steps (test acc 0.16)."""
         return cls(p=31, train_fraction=0.5, d_model=64, n_layers=1, n_heads=4, d_mlp=128,
-                   embed_lr=3e-3, decoder_lr=3e-3, decoder_wd=1.0, steps=3000, eval_every=20)
+                   embed_lr=3e-3, decoder_lr=3e-3, embed_wd=1.0, decoder_wd=3.0, steps=3000, eval_every=20)
 
     @property
     def seq_len(self) -> int:
