@@ -38,14 +38,13 @@ def load_authors_h5(path: Path | str) -> dict[str, Any]:
         raise ValueError(f"{path} is not an HDF5 file ({err})") from None
     with f:
         names = set(f.keys())
-        for xd, xf, yd, yf in LAYOUTS:
-            if {xd, yd, "train_steps", "test_steps"} <= names:
-                xs, ys = np.asarray(f[xd][()], dtype=np.float64), np.asarray(f[yd][()], dtype=np.float64)
-                tr, te = np.asarray(f["train_steps"][()]), np.asarray(f["test_steps"][()])
-                break
-        else:
+        layout = next((lay for lay in LAYOUTS if {lay[0], lay[2], "train_steps", "test_steps"} <= names), None)
+        if layout is None:
             raise ValueError(f"{path}: expected datasets train_steps, test_steps and one of the axis pairs "
                              f"{[(lay[0], lay[2]) for lay in LAYOUTS]}; found {sorted(names)}")
+        xd, xf, yd, yf = layout
+        xs, ys = np.asarray(f[xd][()], dtype=np.float64), np.asarray(f[yd][()], dtype=np.float64)
+        tr, te = np.asarray(f["train_steps"][()]), np.asarray(f["test_steps"][()])
     for name, arr in (("train_steps", tr), ("test_steps", te)):
         if arr.shape != (len(ys), len(xs)):
             raise ValueError(f"{path}: {name} has shape {arr.shape}, expected {(len(ys), len(xs))} (y, x)")
@@ -58,9 +57,9 @@ def load_authors_h5(path: Path | str) -> dict[str, Any]:
 def load_results(path: Path | str) -> tuple[dict[str, Any], np.ndarray]:
     """Our diagram (``phase_diagram.json``, or a sweep folder with its finished cells) and the
     (seed, y, x) mask of cells that hold a result."""
-    from grokking_theory._phases import assemble, sweep_cells
     from grokking_theory._config import ToyConfig
-    from grokking_theory._sweep import read_json, SweepStore
+    from grokking_theory._phases import assemble, sweep_cells
+    from grokking_theory._sweep import SweepStore, read_json
 
     path = Path(path)
     if path.is_dir() and (path / "phase_diagram.json").exists():

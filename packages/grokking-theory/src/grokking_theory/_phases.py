@@ -202,7 +202,7 @@ def sweep_cells(base: ToyConfig, x_name: str, xs: Sequence[float], y_name: str, 
     from grokking_theory._sweep import Cell, config_hash
 
     cells, specs = [], []
-    for si, s in enumerate(seeds):
+    for s in seeds:
         for yi, y in enumerate(ys):
             for xi, x in enumerate(xs):
                 spec = RunSpec.from_config(base, seed=int(s), **{x_name: float(x), y_name: float(y)})
