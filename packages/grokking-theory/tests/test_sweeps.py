@@ -121,7 +121,8 @@ def test_killed_sweep_resumes_and_shards_merge_to_the_same_diagram(tmp_path, mon
     assert sorted(p.stem for p in (killed / "cells").glob("*.json")) == sorted(calls)
     assert not list((killed / "cells").glob("*.tmp"))
     record = json.loads((killed / "record.json").read_text())
-    assert record["metrics"]["cells_finished"] == 5 and not record["metrics"]["complete"]
+    # the progress record is refreshed at most every 5 s: it never claims more than is on disk
+    assert 1 <= record["metrics"]["cells_finished"] <= 5 and not record["metrics"]["complete"]
 
     # --resume trains only the missing cells and ends with the clean diagram
     import grokking_theory._batched as batched

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,16 +153,20 @@ def collect_cells(folders: Sequence[Path], cells: Sequence[Cell]) -> tuple[dict[
 class CellWriter:
     """Picklable ``on_finish(index, result)`` callback: maps a batch index to its cell and writes it.
 
-    ``after`` (optional, in-process only) runs after each write, e.g. to refresh a progress payload.
+    ``after`` (optional, in-process only) runs after a write, e.g. to refresh a progress payload,
+    at most once every ``min_interval`` seconds (the caller refreshes once more at the end).
     """
 
     def __init__(self, out: Path, meta: dict[str, Any], cells: Sequence[Cell],
-                 after: Callable[[], None] | None = None) -> None:
+                 after: Callable[[], None] | None = None, min_interval: float = 5.0) -> None:
         self.out, self.meta, self.cells, self.after = Path(out), meta, list(cells), after
+        self.min_interval, self._last = min_interval, float("-inf")
 
     def __call__(self, index: int, result: dict[str, Any]) -> None:
         SweepStore(self.out, self.meta).write(self.cells[index], result)
-        if self.after is not None:
+        now = time.monotonic()
+        if self.after is not None and now - self._last >= self.min_interval:
+            self._last = now
             self.after()
 
     def __getstate__(self) -> dict[str, Any]:
