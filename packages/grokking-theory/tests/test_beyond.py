@@ -257,3 +257,17 @@ def test_transformer_groks_on_modular_addition():
     c = res["curves"]
     plateau = [te for s, tr, te in zip(c["step"], c["train_acc"], c["test_acc"]) if 500 <= s <= 1500]
     assert max(plateau) < 0.5
+
+
+def test_effective_dimension_over_seeds_is_the_mean_of_the_runs(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    assert main(["transformer-sweep", "--axes", "seeds", "--no-early-stop", "--quick", "--p", "7",
+                 "--d-model", "32", "--heads", "2", "--d-mlp", "32", "--steps", "40", "--seeds", "0,1,2",
+                 "--device", "cpu", "--quiet", "--out", str(out)]) == 0
+    rec = json.loads((out / "record.json").read_text())
+    mean = rec["metrics"]["mean_curves"]["y0_x0"]
+    runs = [json.loads(p.read_text())["curves"] for p in sorted((out / "cells").glob("*.json"))]
+    assert mean["seeds"] == len(runs) == 3
+    assert np.allclose(mean["effective_dim"], np.mean([r["effective_dim"] for r in runs], 0))
+    # seeds differ, so the runs differ (the mean is not one run repeated)
+    assert runs[0]["effective_dim"] != runs[1]["effective_dim"]

@@ -460,7 +460,7 @@ def cmd_transformer_sweep(args: argparse.Namespace) -> int:
     summary = run_transformer_sweep(cfg, axes=args.axes, seeds=seeds, out=out, device=device,
                                     shard=shard, resume=args.resume, batch=args.batch,
                                     quick_axes=args.quick, max_seconds=args.max_seconds,
-                                    progress=not args.quiet)
+                                    early_stop=args.early_stop, progress=not args.quiet)
     print(json.dumps(summary))
     return 0
 
@@ -569,7 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transformer-sweep", help="batched (torch.func) transformer phase diagram over seeds: decoder lr x wd, or dropout")
     _beyond_common(p)
     _modadd_flags(p)
-    p.add_argument("--axes", default="decoder-lr-wd", help="decoder-lr-wd or dropout (default decoder-lr-wd)")
+    p.add_argument("--axes", default="decoder-lr-wd", help="decoder-lr-wd, dropout, or seeds (one cell per seed: effective dimension over many seeds) (default decoder-lr-wd)")
+    p.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=True, help="a run leaves the batch once train and test acc reach 0.9 (default on; --no-early-stop keeps the whole curves)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--batch", type=int, default=16, help="runs trained together in one vmapped batch (default 16)")
     p.add_argument("--resume", action="store_true", help="skip finished cells with the same config hash (default: off)")

@@ -42,6 +42,8 @@ SWEEP_AXES: dict[str, dict[str, tuple[str, list[float], str, list[float]]]] = {
         "full": ("dropout", [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "decoder_wd", [0.1, 1.0]),
         "quick": ("dropout", [0.0, 0.4], "decoder_wd", [1.0]),
     },
+    # one cell per seed at the config's own decoder wd: the effective dimension over many seeds
+    "seeds": {"full": ("decoder_wd", [], "dropout", []), "quick": ("decoder_wd", [], "dropout", [])},
 }
 
 
@@ -216,6 +218,8 @@ def sweep_configs(base: ModAddConfig, axes: str, seeds: Sequence[int], *, quick_
     from grokking_theory._sweep import Cell, config_hash
 
     x_name, xs, y_name, ys = SWEEP_AXES[axes]["quick" if quick_axes else "full"]
+    if axes == "seeds":
+        xs, ys = [base.decoder_wd], [base.dropout]
     cells, cfgs = [], []
     for s in seeds:
         for yi, yv in enumerate(ys):
@@ -237,6 +241,7 @@ def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag:
     shape = (len(seeds), len(ys), len(xs))
     tr, te = np.full(shape, -2), np.full(shape, -2)
     ed_max, ed_final, mask = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, bool)
+    curves: dict[tuple[int, int], list] = {}
     for c in cells:
         rec = found.get(c.key)
         if rec is None:
@@ -247,6 +252,7 @@ def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag:
         te[ix] = -1 if m["step_test_acc"] is None else m["step_test_acc"]
         ed_max[ix], ed_final[ix] = m["effective_dim_max"], m["effective_dim_final"]
         mask[ix] = True
+        curves.setdefault((int(ix[1]), int(ix[2])), []).append(rec.get("curves", {}))
     ph = classify_phase(np.where(mask, tr, -1), np.where(mask, te, -1), lag=lag)
     rows = []
     for yi, yv in enumerate(ys):
@@ -262,6 +268,17 @@ def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag:
             rows.append([xv, yv, int(done.sum()), majority,
                          float(np.median(reached)) if len(reached) else "never",
                          float(np.nanmean(ed_max[:, yi, xi][done]))])
+    # per cell: effective dimension and test accuracy averaged over the seeds that ran the whole
+    # budget (early-stopped runs have shorter curves and are left out of the mean)
+    mean_curves = {}
+    for (yi, xi), cs in curves.items():
+        full = [c for c in cs if c.get("step") and c["step"][-1] == grid["config"]["steps"]]
+        if full:
+            mean_curves[f"y{yi}_x{xi}"] = {
+                "seeds": len(full), "step": full[0]["step"],
+                "effective_dim": np.mean([c["effective_dim"] for c in full], 0).tolist(),
+                "test_acc": np.mean([c["test_acc"] for c in full], 0).tolist(),
+                "train_acc": np.mean([c["train_acc"] for c in full], 0).tolist()}
     return {
         "experiment": f"transformer_{grid['axes']}",
         "seeds": seeds,
@@ -269,7 +286,7 @@ def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag:
         "metrics": {"cells_total": int(mask.size), "cells_finished": int(mask.sum()),
                     "complete": bool(mask.all()), "step_train": tr.tolist(), "step_test": te.tolist(),
                     "phases": np.where(mask, ph, -1).tolist(), "effective_dim_max": ed_max.tolist(),
-                    "effective_dim_final": ed_final.tolist(),
+                    "effective_dim_final": ed_final.tolist(), "mean_curves": mean_curves,
                     "note": "steps: first evaluation with accuracy >= threshold; -1 never, -2 not finished"},
         "tables": [{"name": "cells", "caption": f"transformer, (a+b) mod {grid['config']['p']}, "
                     f"budget {grid['config']['steps']}, lag {lag:g}; majority phase over seeds",
@@ -282,7 +299,7 @@ def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag:
 def run_transformer_sweep(base: ModAddConfig, *, axes: str, seeds: Sequence[int], out: Path,
                           device: str = "cpu", shard: tuple[int, int] = (0, 1), resume: bool = False,
                           batch: int = 16, quick_axes: bool = False, max_seconds: float | None = None,
-                          lag: float = 1000.0, progress: bool = False) -> dict[str, Any]:
+                          lag: float = 1000.0, early_stop: bool = True, progress: bool = False) -> dict[str, Any]:
     """Run (this shard's) unfinished cells in vmapped batches, writing each finished cell and the
     progress payload ``record.json`` atomically."""
     from grokking_theory._io import write_json
@@ -309,7 +326,7 @@ def run_transformer_sweep(base: ModAddConfig, *, axes: str, seeds: Sequence[int]
         if left is not None and left <= 0:
             break
         writer = CellWriter(out, meta, chunk, after=refresh)
-        train_modadd_batched([cfgs[c.index] for c in chunk], device=device, early_stop=True,
+        train_modadd_batched([cfgs[c.index] for c in chunk], device=device, early_stop=early_stop,
                              max_seconds=left, on_finish=writer, progress=progress)
     refresh()
     found = store.done(cells)
