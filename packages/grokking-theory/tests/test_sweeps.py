@@ -247,3 +247,34 @@ def test_compare_authors_command(tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps({**ours, "x_values": [0.0, 2.0, 4.0]}))
     assert main(["compare-authors", str(h5), str(tmp_path / "bad.json")]) == 2
     assert "differ" in _one_line_error(capsys)
+
+
+def test_compare_authors_reads_a_partial_sweep_record(tmp_path, capsys):
+    """A GPU job's record.json (progressive, some cells unfinished) is a valid RESULTS argument."""
+    cfg = _tiny_config(tmp_path, steps=30)
+    out = tmp_path / "sweep"
+    assert main(["phase-diagram", "--quick", "--grid", "authors", "--config", str(cfg), "--seeds", "58",
+                 "--quiet", "--device", "cpu", "--out", str(out)]) == 0
+    rec = json.loads((out / "record.json").read_text())
+    steps_tr = np.array(rec["metrics"]["step_train"])
+    steps_tr[0, 0, 0] = -2  # as if that cell had not finished
+    rec["metrics"]["step_train"] = steps_tr.tolist()
+    (tmp_path / "partial.json").write_text(json.dumps(rec))
+    d = json.loads((out / "phase_diagram.json").read_text())
+    ys, xs = d["y_values"], d["x_values"]
+    h5 = _fake_authors_axes(tmp_path / "a.h5", xs, ys)
+    capsys.readouterr()
+    assert main(["compare-authors", str(h5), str(tmp_path / "partial.json")]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["per_seed"]["58"]["cells"] == len(xs) * len(ys) - 1
+
+
+def _fake_authors_axes(path: Path, xs, ys) -> Path:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f["learning_rate"] = np.array(ys)
+        f["weight_decay"] = np.array(xs)
+        f["train_steps"] = np.full((len(ys), len(xs)), 99999.0)
+        f["test_steps"] = np.full((len(ys), len(xs)), 99999.0)
+    return path

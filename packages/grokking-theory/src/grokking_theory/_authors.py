@@ -55,8 +55,9 @@ def load_authors_h5(path: Path | str) -> dict[str, Any]:
 
 
 def load_results(path: Path | str) -> tuple[dict[str, Any], np.ndarray]:
-    """Our diagram (``phase_diagram.json``, or a sweep folder with its finished cells) and the
-    (seed, y, x) mask of cells that hold a result."""
+    """Our diagram (``phase_diagram.json``, a phase-diagram result record such as a GPU campaign
+    job's ``record.json``, or a sweep folder with its finished cells) and the (seed, y, x) mask of
+    cells that hold a result."""
     from grokking_theory._config import ToyConfig
     from grokking_theory._phases import assemble, sweep_cells
     from grokking_theory._sweep import SweepStore, read_json
@@ -66,6 +67,14 @@ def load_results(path: Path | str) -> tuple[dict[str, Any], np.ndarray]:
         path = path / "phase_diagram.json"
     if path.is_file():
         d = read_json(path)
+        if "metrics" in d and "step_train" in d.get("metrics", {}) and "x_name" in d.get("config", {}):
+            # a phase-diagram result record (e.g. a GPU campaign job's): -2 marks unfinished cells
+            c, m = d["config"], d["metrics"]
+            tr, te = np.asarray(m["step_train"]), np.asarray(m["step_test"])
+            ours = {"x_name": c["x_name"], "x_values": c["x_values"], "y_name": c["y_name"],
+                    "y_values": c["y_values"], "seeds": d["seeds"], "budget": c["config"]["steps"],
+                    "step_train": tr.tolist(), "step_test": te.tolist()}
+            return ours, (tr != -2) & (te != -2)
         missing = {"x_name", "x_values", "y_name", "y_values", "seeds", "budget", "step_train", "step_test"} - set(d)
         if missing:
             raise ValueError(f"{path}: not a phase_diagram.json (missing {sorted(missing)})")
