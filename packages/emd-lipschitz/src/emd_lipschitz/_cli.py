@@ -1,4 +1,4 @@
-"""Console script ``emd-lipschitz``: estimate, fit, cluster."""
+"""Console script ``emd-lipschitz``: estimate, fit, cluster, bench."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emd-lipschitz", description="Energy Mover's Distance from certified 1-Lipschitz critics: estimate, fit shapes, cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="benchmark exact vs Sinkhorn vs GeomLoss vs the critic (see 'emd-lipschitz bench --help')", add_help=False)
     p = sub.add_parser("estimate", help="EMD between two clouds (CSV with columns x,y[,weight])")
     p.add_argument("a", type=Path, help="first cloud: CSV with header x,y[,weight]")
     p.add_argument("b", type=Path, help="second cloud: CSV with header x,y[,weight]")
@@ -80,6 +81,11 @@ def _shape(name: str, n: int, k: int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser: the crossover benchmark (GPU campaign job and tools/bench/emd.py)
+        from emd_lipschitz._bench import run
+
+        return run(argv[1:])
     args = build_parser().parse_args(argv)
     from emd_lipschitz._io import read_cloud_csv, write_json, write_run_record
 

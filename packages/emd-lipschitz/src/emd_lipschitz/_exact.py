@@ -231,7 +231,7 @@ def _exact_tensor(problem: _Problem, value: float, plan: np.ndarray, u: np.ndarr
     return out
 
 
-def solve_sinkhorn(problem: _Problem, *, reg: float = 1e-3, stop: float = 1e-9, max_iter: int = 100_000) -> EMDSolution:
+def solve_sinkhorn(problem: _Problem, *, reg: float = 1e-3, stop: float = 1e-6, max_iter: int = 10_000) -> EMDSolution:
     """Debiased entropic OT with POT's log-domain Sinkhorn on the scaled, normalized problem.
 
     ``reg`` is relative to the scaled cost (distances <= 2 after scaling); ``stop`` is POT's

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
 # Coordinates beyond this overflow squared differences in float64 (1e308) in any code that squares
 # them (ours, POT, k-means); they almost always mean a unit or parsing error.
 MAX_COORDINATE = 1e150
