@@ -92,7 +92,7 @@ def _lloyd(x: np.ndarray, a: np.ndarray, centres: np.ndarray, beta: float, iters
     rows = np.arange(len(x))
     floor = 1e-12 * (1.0 + float(np.abs(x).max()))
     value = math.inf
-    for _ in range(iters):
+    for step in range(iters):
         d = distances(x, centres)
         label = d.argmin(1)
         dist = d[rows, label]
@@ -100,7 +100,9 @@ def _lloyd(x: np.ndarray, a: np.ndarray, centres: np.ndarray, beta: float, iters
         if new_value >= value * (1 - 1e-9):
             break
         value = new_value
-        w = a if beta == 2.0 else a * np.maximum(dist, floor) ** (beta - 2.0)
+        # The first step moves to the weighted means: a Weiszfeld step started on a particle (where
+        # k-means++ seeds) would stay there, its own weight being infinite.
+        w = a if beta == 2.0 or step == 0 else a * np.maximum(dist, floor) ** (beta - 2.0)
         mass = np.bincount(label, weights=w, minlength=k)
         occupied = mass > 0
         for c in range(x.shape[1]):
