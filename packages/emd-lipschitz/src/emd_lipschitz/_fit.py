@@ -234,7 +234,8 @@ def _progress(total: int, enabled: bool, desc: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"fit ({desc})", leave=False)
+    # disable=None: a bar only on a terminal; piped output gets no carriage-return frames
+    return tqdm(total=total, desc=f"fit ({desc})", leave=False, disable=None)
 
 
 def _shape_batch(shape: Shape, params: Tensor, totals: Tensor) -> tuple[Tensor, Tensor]:
