@@ -196,6 +196,7 @@ def test_kmeans_refuses_zero_weights_and_too_many_centres():
         kmeans(x, np.array([1.0, 1.0, 0.0, 0.0, 0.0]), 3)
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and POT: tens of seconds on a loaded machine
 def test_fit_seconds_exclude_the_import_of_pot():
     code = (
         "import sys, time\n"
