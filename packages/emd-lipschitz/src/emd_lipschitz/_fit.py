@@ -78,7 +78,7 @@ class FitConfig:
     balance_iters: int = 20
     final_refine_iters: int = 150
     compute_exact: bool = True
-    patience: int = 25
+    patience: int = 50
     tol: float = 1e-4
     paper: PaperSettings = field(default_factory=PaperSettings)
 
