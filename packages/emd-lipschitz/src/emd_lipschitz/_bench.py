@@ -337,9 +337,9 @@ def fits(payload: Payload, *, n_events: int, m: int, seed: int, quiet: bool, pat
                          "cpu_seconds_median": float(np.median(v[:, 3])), "cpu_seconds_max": float(np.max(v[:, 3]))}
     payload.metric("fits", metrics)
     payload.table("fits", "200-point ring fits (Adam lr 0.01, <= 300 steps), medians over events; CPU s = process time of the one thread",
-                  ["fit", "events", "particles", "centre error", "|dr|/r (%)", "centre error / reference", "|dr|/r / reference",
+                  ["fit", "events", "particles", "centre error", "abs dr / r (%)", "centre error / reference", "abs dr / r, / reference",
                    "wall s per fit (median)", "wall s per fit (max)", "CPU s per fit (median)", "CPU s per fit (max)"], rows,
-                  {"centre error": ".4f", "|dr|/r (%)": ".3g", "centre error / reference": ".3f", "|dr|/r / reference": ".3f",
+                  {"centre error": ".4f", "abs dr / r (%)": ".3g", "centre error / reference": ".3f", "abs dr / r, / reference": ".3f",
                    "wall s per fit (median)": ".3f", "wall s per fit (max)": ".3f", "CPU s per fit (median)": ".3f",
                    "CPU s per fit (max)": ".3f"})
 
