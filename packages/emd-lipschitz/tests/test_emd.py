@@ -180,7 +180,7 @@ def test_numpy_scalars_and_seed_none_are_accepted():
         warnings.simplefilter("ignore", UserWarning)
         value = emd(x, a, y, 1.1 * b, R=np.float32(0.5)).value
         assert value == pytest.approx(emd(x, a, y, 1.1 * b, R=0.5).value)
-        assert math.isfinite(estimate_emd(x, a, y, b, R=np.float64(2.0), seed=None, config=CriticConfig(hidden=8, depth=2, steps=3)).value)
+        assert math.isfinite(estimate_emd(x, a, y, b, R=np.float32(2.0), seed=None, config=CriticConfig(hidden=8, depth=2, steps=3)).value)
     event = (x, a)
     fit = fit_shape(event, Ring(20), config=FitConfig(steps=3, compute_exact=False), seed=None)
     assert fit.params.shape == (1, 3)
