@@ -213,3 +213,13 @@ def test_fit_seconds_exclude_the_import_of_pot():
     seconds, wall = map(float, out.stdout.split())
     # the wall time includes importing POT (seconds on this machine); the fit itself is milliseconds
     assert seconds < 0.5 * wall, (seconds, wall)
+
+
+def test_auto_uses_the_critic_only_where_no_dense_cost_fits(monkeypatch):
+    import emd_lipschitz._exact as exact_module
+
+    x, a, y, b = _clouds(12, n=20, m=20)
+    monkeypatch.setattr(exact_module, "AUTO_EXACT_MAX_ENTRIES", 100)
+    with pytest.warns(UserWarning, match="lower bound"):
+        result = emd(x, a, y, b, critic=CriticConfig(hidden=8, depth=2, steps=20))
+    assert result.method == "neural" and "GB" in result.reason
