@@ -53,7 +53,7 @@ def test_entity_reverse_keeps_entities_in_order(segs):
 
 def test_entity_reverse_without_delimiters_looks_like_a_forward_statement():
     # the ablation's failure mode: reversed "A => B => C" is just another chain "C => B => A"
-    task = relationship_task(n_chains=3, seed=0)
+    task = relationship_task(n_chains=5, seed=0)
     rev = training_sequences(task, "entity-nodelim")
     first = task.words(task.train[0])
     a, b, c = first[:2], first[3:5], first[6:8]

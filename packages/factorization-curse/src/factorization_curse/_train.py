@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -116,8 +117,13 @@ def train(
     state_dir: str | Path | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
+    targets: torch.Tensor | None = None,
 ) -> list[dict]:
     """Train `model` on the rows of `data` (N, T) and return the history (loss, evaluations).
+
+    `targets` (N, T) bool marks the positions the loss may score (default: every non-padding
+    position after [BOS]). `evaluate` runs on every process (it may use collectives); only
+    rank 0's result is recorded.
 
     Under DDP every process draws a disjoint slice of the same shuffled global batch, gradients
     are averaged by DDP, and only rank 0 evaluates and reports progress.
@@ -167,7 +173,9 @@ def train(
         history, first, elapsed = st["history"], st["step"], st["seconds"]
     every = checkpoint_every or eval_every
     start = time.perf_counter() - elapsed
-    bar = tqdm(range(first, cfg.steps), disable=not progress or rank != 0, desc=f"{objective.name}",
+    tty = sys.stderr.isatty()
+    # a bar on a terminal only; piped output gets one line per evaluation (~10 % of the run)
+    bar = tqdm(range(first, cfg.steps), disable=not (progress and rank == 0 and tty), desc=f"{objective.name}",
                leave=False, initial=first, total=cfg.steps)
     for step in bar:
         if cursor + global_batch > n:
@@ -177,9 +185,11 @@ def train(
         if idx.numel() < global_batch:  # dataset smaller than a global batch: sample with replacement
             idx = torch.randint(0, n, (global_batch,), generator=order_gen)
         cursor += global_batch
-        batch = data[idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]].to(device)
+        mine = idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
+        batch = data[mine].to(device)
         loss = objective_loss(
-            net, family, objective, batch, noise_gen, pad_id=pad_id, loss_weighting=cfg.loss_weighting
+            net, family, objective, batch, noise_gen, pad_id=pad_id, loss_weighting=cfg.loss_weighting,
+            targets=None if targets is None else targets[mine],
         )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} ({objective.name})")
@@ -196,9 +206,16 @@ def train(
         if (step + 1) % eval_every == 0 or last:
             record = {"step": step + 1, "loss": running, "lr": sched.get_last_lr()[0],
                       "seconds": time.perf_counter() - start}
-            if evaluate is not None and rank == 0:
-                record.update(evaluate(model))
+            if evaluate is not None:  # every rank: the evaluation may be a collective
+                result = evaluate(model)
+                if rank == 0:
+                    record.update(result)
             history.append(record)
+            if progress and rank == 0 and not tty:
+                accs = " ".join(f"{k.removeprefix('val_').split('_')[0]}={v:.3f}" for k, v in record.items()
+                                if k.endswith("_accuracy") and "token" not in k and v is not None)
+                print(f"{objective.name} step {step + 1}/{cfg.steps} loss={running:.3f} {accs}".rstrip(),
+                      file=sys.stderr, flush=True)
         if state_dir is not None and ((step + 1) % every == 0 or last):
             _save_state(Path(state_dir), {
                 "step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
