@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from factorization_curse._wiki import load_genwiki, questions, relation_words, reversal_triples, wikireversal_task
+from factorization_curse._wiki import (
+    load_genwiki,
+    questions,
+    relation_words,
+    reversal_triples,
+    wikireversal_task,
+)
 
 SAMPLE = [
     {"text": "<ENT_0> was born in <ENT_1> and studied in <ENT_2> .",

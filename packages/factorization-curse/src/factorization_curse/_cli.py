@@ -127,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="subset of objectives (default each task's grid)")
     table.add_argument("--jobs", type=int, default=1, help="grid cells run at once (separate processes)")
     _common(table)
+    paper = sub.add_parser("paper", help="a paper-scale experiment from its bundled config (GPU campaign job)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    paper.add_argument("--experiment", required=True,
+                       help="bios, star-graph, relationship (configs/NAME.json in the package) or a .json path")
+    paper.add_argument("--out", type=Path, required=True, help="output folder (record.json is rewritten per cell)")
+    paper.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
+    paper.add_argument("--smoke", action="store_true", help="the config's tiny CPU size (CI)")
+    paper.add_argument("--jobs", type=int, default=3, help="cells run at once (separate processes)")
+    paper.add_argument("--seed", type=int, default=0, help="random seed")
+    paper.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     sub.add_parser("list", help="list tasks and objectives")
     return parser
 
@@ -171,14 +181,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     argv_full = [PROG, *(argv if argv is not None else sys.argv[1:])]
     try:
-        overrides = _read_config(args.config) if args.config is not None else {}
-        overrides = {**overrides, **parse_sets(args.set)}
+        overrides = _read_config(args.config) if getattr(args, "config", None) is not None else {}
+        overrides = {**overrides, **parse_sets(getattr(args, "set", []))}
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
         if args.command == "run":
             return _run(args, overrides, argv_full)
+        if args.command == "paper":
+            from factorization_curse._paper import run_paper
+
+            run_paper(args.experiment, args.out, device=args.device, smoke=args.smoke, jobs=args.jobs,
+                      seed=args.seed)
+            print((args.out / "results.md").read_text())
+            return 0
         return _table(args, overrides)
     except (ValueError, FileNotFoundError, TypeError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

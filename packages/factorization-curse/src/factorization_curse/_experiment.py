@@ -78,6 +78,7 @@ class RunConfig:
     loss_weighting: str = "token-mean"
     eval_every: int = 0
     eval_max_queries: int = 200  # per learning-curve evaluation
+    max_seconds: float = 0.0  # training wall-clock budget (0: none); the schedule shrinks to fit
     # evaluation
     decode: str = "l2r"  # "l2r" | "confidence" (masked families)
     seed: int = 0
@@ -123,7 +124,7 @@ class RunConfig:
         return TrainConfig(
             steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             warmup_fraction=self.warmup_fraction, grad_clip=self.grad_clip,
-            eval_every=self.eval_every, loss_weighting=self.loss_weighting,
+            eval_every=self.eval_every, loss_weighting=self.loss_weighting, max_seconds=self.max_seconds,
         )
 
     @classmethod
@@ -254,6 +255,7 @@ def run_experiment(
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     objective = get_objective(cfg.objective)
     family = cfg.resolved_family
     task = build_task(cfg)
@@ -339,9 +341,11 @@ def run_experiment(
             "n_parameters": count_parameters(model),
             "n_layers": cfg.model_layers,
             "steps": cfg.steps,
+            "steps_done": history[-1]["step"] if history else 0,
             "world_size": world,
             "device": str(dev),
             "seconds": earlier + time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0,
             "task_description": task.description,
             "protocol": "curves on validation queries; test scored once at the end",
             "history": history,

@@ -16,6 +16,9 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Objective:
+    """A training objective: its kind (ar, mlm, mlm-u, plm), data reversal, masking rate and the
+    model families that can train with it."""
+
     name: str
     kind: str  # "ar" | "mlm" | "mlm-u" | "plm"
     reversal: str = "none"  # "none" | "token" | "entity" | "entity-nodelim"
@@ -32,10 +35,10 @@ OBJECTIVES: dict[str, Objective] = {
                   description="next-token prediction, left to right"),
         Objective("ar-reverse-token", "ar", "token", families=("gpt2", "past"),
                   description="AR on the data plus its token-level reversal"),
-        Objective("ar-reverse-entity", "ar", "entity", 
+        Objective("ar-reverse-entity", "ar", "entity",
                   families=("gpt2", "past"),
                   description="AR on the data plus its entity-preserving reversal, <e> </e> delimiters"),
-        Objective("ar-reverse-entity-nodelim", "ar", "entity-nodelim", 
+        Objective("ar-reverse-entity-nodelim", "ar", "entity-nodelim",
                   families=("gpt2", "past"),
                   description="entity-preserving reversal without delimiters (ablation)"),
         Objective("mlm-15", "mlm", mask_rate=0.15, families=("bert", "past"),
@@ -51,11 +54,14 @@ OBJECTIVES: dict[str, Objective] = {
     )
 }
 
+"""Every objective by name: AR, AR on reversed data, fixed-rate MLM, MLM-U and PLM."""
+
 LOSS_WEIGHTINGS = ("token-mean", "sequence-mean", "elbo")
 ELBO_EPS = 1e-3
 
 
 def get_objective(name: str) -> Objective:
+    """The objective called `name`; ValueError listing the valid names otherwise."""
     try:
         return OBJECTIVES[name]
     except KeyError:

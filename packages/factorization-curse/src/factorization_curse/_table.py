@@ -277,6 +277,7 @@ def run_table(
     resume: bool = False,
     checkpoint_every: int = 0,
     experiment: str = "table",
+    plot: bool = True,
 ) -> list[dict]:
     """Run the grid (experiments x their cells), write tables, curves, per-run folders and the
     result-record payload `record.json`, all rewritten after every finished cell.
@@ -329,7 +330,7 @@ def run_table(
             report(t, c, run_experiment(cfg, out / t / c, device=device, quiet=quiet,
                                         argv=["table", t, c], resume=resume, checkpoint_every=checkpoint_every))
     rows = finish()
-    for task in dict.fromkeys(t for t, _, _ in cells):
+    for task in dict.fromkeys(t for t, _, _ in cells) if plot else ():
         histories = {f"{c}" + ("" if "@" in c else "@past"): results[(t, c)]["history"]
                      for t, c, _ in cells if t == task}
         try:

@@ -21,6 +21,8 @@ VALIDATION_FRACTION = 0.15
 
 @dataclass(frozen=True)
 class Query:
+    """A held-out or trained question: prompt words, answer words, direction, optional distractor."""
+
     prompt: tuple[str, ...]
     answer: tuple[str, ...]
     direction: str  # "forward" | "backward"

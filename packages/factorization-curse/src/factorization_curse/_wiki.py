@@ -21,7 +21,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from factorization_curse._tasks import VALIDATION_FRACTION, Query, Segment, TaskData, _split, _split_words
+from factorization_curse._tasks import (
+    VALIDATION_FRACTION,
+    Query,
+    Segment,
+    TaskData,
+    _split,
+    _split_words,
+)
 
 _ENT = re.compile(r"<ENT_(\d+)>")
 
