@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"subset of the grid's tasks ({', '.join(GRID)}; default all)")
     table.add_argument("--objectives", nargs="+", type=_choice(list(OBJECTIVES), "objective"), default=None,
                        help="subset of objectives (default each task's grid)")
+    table.add_argument("--cells", nargs="+", default=None, metavar="CELL",
+                       help="subset of cells by name, e.g. mlm-u ar@gpt2 (default all)")
     table.add_argument("--jobs", type=int, default=1, help="grid cells run at once (separate processes)")
     _common(table)
     paper = sub.add_parser("paper", help="a paper-scale experiment from its bundled config (GPU campaign job)",
@@ -214,7 +216,8 @@ def _table(args: argparse.Namespace, overrides: dict) -> int:
     run_table(out, tasks=tuple(args.tasks) if args.tasks else None,
               objectives=tuple(args.objectives) if args.objectives else None, quick=args.quick,
               seed=overrides.pop("seed", 0), device=args.device, quiet=args.quiet, overrides=overrides,
-              jobs=args.jobs, resume=args.resume, checkpoint_every=args.checkpoint_every)
+              jobs=args.jobs, resume=args.resume, checkpoint_every=args.checkpoint_every,
+              cells=tuple(args.cells) if args.cells else None)
     print((out / "results.md").read_text())
     return 0
 

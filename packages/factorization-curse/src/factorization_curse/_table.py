@@ -222,15 +222,18 @@ def grid_cells(
     quick: bool = True,
     seed: int = 0,
     overrides: dict | None = None,
+    cells: tuple[str, ...] | None = None,
 ) -> list[tuple[str, str, RunConfig]]:
-    """(experiment, cell name, RunConfig) for every selected cell of the grid."""
+    """(experiment, cell name, RunConfig) for every selected cell of the grid (`cells`: names
+    such as "mlm-u" or "ar@gpt2")."""
+    wanted = cells
     cells = []
     for task in tasks or tuple(GRID):
         if task not in GRID:
             raise ValueError(f"unknown task {task!r}; valid: {list(GRID)}")
         for cell in GRID[task]:
             obj, fam = parse_cell(cell)
-            if objectives and obj not in objectives:
+            if (objectives and obj not in objectives) or (wanted and cell not in wanted):
                 continue
             kw = dict(overrides or {})
             if fam is not None:
@@ -278,6 +281,7 @@ def run_table(
     checkpoint_every: int = 0,
     experiment: str = "table",
     plot: bool = True,
+    cells: tuple[str, ...] | None = None,
 ) -> list[dict]:
     """Run the grid (experiments x their cells), write tables, curves, per-run folders and the
     result-record payload `record.json`, all rewritten after every finished cell.
@@ -291,7 +295,9 @@ def run_table(
     from factorization_curse._train import atomic_write
 
     out = Path(out)
-    cells = grid_cells(tasks, objectives, quick=quick, seed=seed, overrides=overrides)
+    cells = grid_cells(tasks, objectives, quick=quick, seed=seed, overrides=overrides, cells=cells)
+    if not cells:
+        raise ValueError("no grid cell matches the selection")
     results: dict[tuple[str, str], dict] = {}
 
     def finish() -> list[dict]:
