@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="decoding for the headline metrics (default l2r)")
     run.add_argument("--loss-weighting", choices=("token-mean", "sequence-mean", "elbo"), default=None,
                      help="MLM-U loss weighting (default token-mean)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="with --compare: objectives trained at once (separate processes, one thread each)")
     run.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
     _common(run)
     table = sub.add_parser("table", help="run the grid of tasks x objectives; markdown + CSV + PNG curves",
@@ -257,14 +259,32 @@ def _compare(args: argparse.Namespace, overrides: dict, argv_full: list[str]) ->
         print(json.dumps([asdict(c) for c in cfgs], indent=2))
         return 0
     out = args.out or Path("runs") / f"{cfgs[0].task}-compare"
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     rows = []
-    for cfg in cfgs:
-        m = run_experiment(cfg, out / cfg.objective, device=args.device, quiet=args.quiet, argv=argv_full,
-                           resume=args.resume, checkpoint_every=args.checkpoint_every)
-        rows.append(m)
+
+    def done(m: dict) -> None:
         if not args.quiet:
-            print(f"{cfg.objective}: test forward {_pct(m['forward_accuracy'])}, backward "
+            print(f"{m['objective']}: test forward {_pct(m['forward_accuracy'])}, backward "
                   f"{_pct(m['backward_accuracy'])} ({m['seconds']:.0f} s)", flush=True)
+
+    if args.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from factorization_curse._table import _cell
+
+        with ProcessPoolExecutor(min(args.jobs, len(cfgs)), mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_cell, (c, out / c.objective, args.device, 1, args.resume, args.checkpoint_every))
+                       for c in cfgs]
+            for f in futures:
+                rows.append(f.result())
+                done(rows[-1])
+    else:
+        for cfg in cfgs:
+            rows.append(run_experiment(cfg, out / cfg.objective, device=args.device, quiet=args.quiet,
+                                       argv=argv_full, resume=args.resume, checkpoint_every=args.checkpoint_every))
+            done(rows[-1])
     payload = _write_payload(out, cfgs[0].task, rows, [asdict(c) for c in cfgs], argv_full)
     print(_markdown(payload["tables"][0]))
     print(f"wrote {out / 'record.json'}")
