@@ -230,3 +230,50 @@ def test_seconds_after_resume_count_the_whole_run(tmp_path):
     assert main([*args, "--resume"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["seconds"] >= 2.0
+
+
+def test_paper_configs_load_and_smoke_runs(tmp_path, capsys):
+    from factorization_curse._paper import experiment_names, load_experiment
+
+    assert set(experiment_names()) >= {"bios", "star-graph", "relationship"}
+    for name in experiment_names():
+        cfg = load_experiment(name)
+        assert cfg["cells"] and cfg["smoke"] and cfg["max_seconds"] > 0
+        assert RunConfig(task=cfg["preset"], **cfg["overrides"])  # the paper sizes are valid configs
+    star = load_experiment("star-graph")["overrides"]
+    assert (star["n_items"], star["star_test"], star["star_nodes"]) == (200000, 20000, 50)  # B&N's counts
+    out = tmp_path / "smoke"
+    assert main(["paper", "--experiment", "relationship", "--smoke", "--device", "cpu", "--out", str(out)]) == 0
+    rec = json.loads((out / "record.json").read_text())
+    assert [r[1] for r in rec["tables"][0]["rows"]] == ["mlm-u", "plm", "ar"]
+    with pytest.raises(ValueError, match="unknown experiment"):
+        load_experiment("sudoku")
+
+
+def test_time_budget_shrinks_the_schedule(tmp_path):
+    import time
+
+    import torch
+
+    from factorization_curse import OBJECTIVES, TrainConfig, build_model, train
+    from factorization_curse._models import ModelConfig
+
+    model = build_model(ModelConfig(vocab_size=12, max_len=8, d_model=16, n_heads=2, n_layers=1))
+    data = torch.randint(5, 12, (32, 8))
+    data[:, 0] = 2
+    import factorization_curse._train as tr
+
+    real = tr.objective_loss
+
+    def slow(*a, **k):
+        time.sleep(0.01)
+        return real(*a, **k)
+
+    tr.objective_loss = slow
+    try:
+        hist = train(model, "past", OBJECTIVES["mlm-u"], data, TrainConfig(steps=100000, batch_size=8, max_seconds=1.5),
+                     pad_id=0, progress=False)
+    finally:
+        tr.objective_loss = real
+    assert hist[-1]["steps_planned"] == 100000 and hist[-1]["step"] == hist[-1]["steps_budgeted"] < 200
+    assert hist[-1]["lr"] < 2e-4  # the cosine schedule ran to its end (min_lr_ratio 0.1 of 1e-3)
