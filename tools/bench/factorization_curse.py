@@ -2,9 +2,10 @@
 
     uv run tools/bench/factorization_curse.py --quick --tasks retrieval --out results/bench-fc
 
-Runs every objective of each selected task's grid in one process, writes results.md / results.csv
-and learning-curve PNGs. The tasks are generated in code, so `--data` is accepted for symmetry
-with the other benchmarks but not read.
+Runs every cell of each selected experiment's grid (objectives on PAST, plus GPT-2/BERT baseline
+cells), writes results.md / results.csv, validation learning-curve PNGs and the result-record
+payload OUT/record.json (stamp it with tools/records.py). The tasks are generated in code, so
+`--data` is accepted for symmetry with the other benchmarks but not read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", choices=list(GRID), default=["retrieval"])
     p.add_argument("--objectives", nargs="+", default=None, help="subset of each task's grid")
+    p.add_argument("--cells", nargs="+", default=None, help="subset of cells by name, e.g. mlm-u ar@gpt2")
     p.add_argument("--quick", action="store_true", help="CPU preset (default: the full GPU preset)")
     p.add_argument("--out", type=Path, default=Path("results/bench-factorization-curse"))
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="unused (tasks are generated)")
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="skip finished cells, continue interrupted ones")
     a = p.parse_args(argv)
     run_table(a.out, tasks=tuple(a.tasks), objectives=tuple(a.objectives) if a.objectives else None,
-              quick=a.quick, seed=a.seed, device=a.device, quiet=a.quiet, jobs=a.jobs, resume=a.resume)
+              quick=a.quick, seed=a.seed, device=a.device, quiet=a.quiet, jobs=a.jobs, resume=a.resume,
+              cells=tuple(a.cells) if a.cells else None)
     print((a.out / "results.md").read_text())
     return 0
 

@@ -53,7 +53,7 @@ def test_entity_reverse_keeps_entities_in_order(segs):
 
 def test_entity_reverse_without_delimiters_looks_like_a_forward_statement():
     # the ablation's failure mode: reversed "A => B => C" is just another chain "C => B => A"
-    task = relationship_task(n_chains=3, seed=0)
+    task = relationship_task(n_chains=5, seed=0)
     rev = training_sequences(task, "entity-nodelim")
     first = task.words(task.train[0])
     a, b, c = first[:2], first[3:5], first[6:8]
@@ -192,3 +192,79 @@ def test_plm_and_ar_losses_finite(t):
     for name in ("plm", "ar", "mlm-u", "mlm-15"):
         loss = objective_loss(m, "past", get_objective(name), ids, torch.Generator().manual_seed(t), pad_id=0)
         assert torch.isfinite(loss)
+
+
+# --- 0.2: padding is out of every loss; star graph scores the path only ------------------------
+class _PadOracle(torch.nn.Module):
+    """Certain of the true token at every content position, certain of a wrong one at padding."""
+
+    def __init__(self, vocab: int, pad_id: int) -> None:
+        super().__init__()
+        self.vocab, self.pad_id = vocab, pad_id
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, ids, visible=None):
+        if visible is not None:
+            self.seen.append(visible)
+        logits = torch.full((*ids.shape, self.vocab), -20.0)
+        wrong = (ids + 1) % self.vocab
+        target = torch.where(ids == self.pad_id, wrong, ids)
+        logits.scatter_(-1, target[..., None], 20.0)
+        return logits
+
+
+@pytest.mark.parametrize("name", ["ar", "plm", "mlm-15", "mlm-u"])
+def test_padding_is_never_in_the_loss(name):
+    pad = 0
+    ids = torch.tensor([[2, 5, 6, 7, 3, 0, 0, 0], [2, 5, 3, 0, 0, 0, 0, 0]] * 8)
+    model = _PadOracle(10, pad)
+    for seed in range(5):
+        loss = objective_loss(model, "past", get_objective(name), ids, torch.Generator().manual_seed(seed),
+                              pad_id=pad)
+        assert loss.item() < 1e-6, f"{name}: padding scored (loss {loss.item():.3f})"
+    # PAST never reads a padded position
+    for vis in model.seen:
+        v = vis if vis.dim() == 3 else vis[:, None, :]
+        assert not (v & (ids == pad)[:, None, :]).any()
+
+
+@pytest.mark.parametrize("name", ["ar", "plm", "mlm-u"])
+def test_targets_restrict_the_loss_to_the_answer(name):
+    ids = torch.tensor([[2, 5, 6, 7, 8, 3]] * 16)
+    targets = torch.zeros_like(ids, dtype=torch.bool)
+    targets[:, 4:] = True  # only "8 [EOS]" is scored (the star graph's path)
+
+    class WrongOnContext(_PadOracle):
+        def forward(self, ids, visible=None):
+            logits = super().forward(ids, visible)
+            logits[:, 1:4] = logits[:, 1:4].roll(1, dims=-1)  # certain and wrong on the context
+            return logits
+
+    model = WrongOnContext(10, 0)
+    loss = objective_loss(model, "past", get_objective(name), ids, torch.Generator().manual_seed(0),
+                          pad_id=0, targets=targets)
+    assert loss.item() < 1e-6
+    if name == "mlm-u":  # the context is never hidden
+        for vis in model.seen:
+            assert vis[:, 1:4].all()
+
+
+def test_target_mask_excludes_bos_padding_and_context():
+    from factorization_curse._data import target_mask
+
+    ids = torch.tensor([[2, 5, 6, 3, 0], [2, 5, 6, 7, 3]])
+    t = target_mask(ids, 0, [1, 2])
+    assert t.tolist() == [[False, False, True, True, False], [False, False, False, True, True]]
+
+
+def test_baselines_match_past_parameter_count():
+    from factorization_curse import RunConfig, build_model
+    from factorization_curse._models import ModelConfig, count_parameters
+
+    counts = {}
+    for fam, obj in (("past", "ar"), ("gpt2", "ar"), ("bert", "mlm-15")):
+        rc = RunConfig(objective=obj, family=fam, d_model=128, n_layers=2)
+        counts[fam] = count_parameters(build_model(ModelConfig(family=fam, vocab_size=300, max_len=24, d_model=128,
+                                                               n_layers=rc.model_layers)))
+    for fam in ("gpt2", "bert"):
+        assert abs(counts[fam] / counts["past"] - 1) < 0.1, counts

@@ -25,6 +25,9 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert m["world_size"] == 2
+    # the evaluation ran inside the collective: every test query was answered (by one rank or the other)
+    assert m["n_test_forward"] + m["n_test_backward"] == len(json.loads((out / "predictions.json").read_text()))
+    assert m["n_test_forward"] == 11  # 30 pairs: 15 trained, 4 validation, 11 test
     assert m["history"][-1]["ddp_max_param_diff"] == 0.0  # gradients were all-reduced
     assert m["history"][-1]["loss"] < m["history"][0]["loss"]
     assert 0 <= m["forward_accuracy"] <= 1 and 0 <= m["backward_accuracy"] <= 1
@@ -38,7 +41,7 @@ def test_ar_shows_the_reversal_curse_on_retrieval(tmp_path):
     from factorization_curse import RunConfig, run_experiment
 
     torch.set_num_threads(1)
-    cfg = RunConfig(task="retrieval", objective="ar", n_items=60, entity_len=1, n_symbols=120,
+    cfg = RunConfig(task="retrieval", objective="ar", family="gpt2", n_items=60, entity_len=1, n_symbols=120,
                     steps=300, batch_size=64, eval_every=300)
     m = run_experiment(cfg, tmp_path / "ar", device="cpu", quiet=True)
     assert m["forward_accuracy"] >= 0.9
@@ -57,6 +60,6 @@ def test_mlm_u_answers_held_out_queries_in_both_directions(tmp_path):
     torch.set_num_threads(1)
     cfg = preset_config("retrieval", "mlm-u", quick=True, seed=0, eval_every=1000)
     m = run_experiment(cfg, None, device="cpu", quiet=True, final_decodes=("l2r",))
-    assert m["n_test_forward"] == m["n_test_backward"] == 50
+    assert m["n_test_forward"] == m["n_test_backward"] == 35  # 50 trained, 15 validation, 35 test pairs
     assert m["forward_accuracy"] >= 0.99
     assert m["backward_accuracy"] >= 0.99

@@ -25,9 +25,13 @@ def test_retrieval_pairs_queries_and_split():
     assert len(set(keys + values)) == 100  # all entities distinct
     assert all(len(set(k)) == 3 for k in keys)  # unique tokens inside an entity
     pair = dict(zip(keys, values))
-    assert len(task.test) == 2 * 30 and len(task.train_queries) == 2 * 20
+    assert len(task.train_queries) == 2 * 20 and len(task.validation) == 2 * 8
+    assert len(task.test) == 2 * 22
     train_prompts = {q.prompt for q in task.train_queries}
+    val_prompts = {q.prompt for q in task.validation}
+    assert not val_prompts & train_prompts
     for q in task.test:
+        assert q.prompt not in val_prompts
         assert q.prompt not in train_prompts
         if q.direction == "forward":
             assert pair[q.prompt[1:-1]] == q.answer
@@ -62,7 +66,7 @@ def test_relationship_distractor_is_the_symmetric_answer():
 
 def test_bios_names_and_dates_unique_and_stated():
     task = bios_task(n_people=60, bios_per_person=2, seed=0)
-    fwd = [q for q in task.test + task.train_queries if q.direction == "forward"]
+    fwd = [q for q in task.test + task.validation + task.train_queries if q.direction == "forward"]
     names = [q.prompt[2:5] for q in fwd]
     dates = [q.answer for q in fwd]
     assert len(set(names)) == len(names) == 60 and len(set(dates)) == 60
@@ -107,7 +111,7 @@ def test_load_facts_and_questions(tmp_path):
     assert len(facts) == 8
     task = facts_task(facts, train_query_fraction=0.5, seed=0)
     assert len(task.train) >= 8
-    queries = task.test + task.train_queries
+    queries = task.test + task.validation + task.train_queries
     # "works at Mill" has two subjects: no backward question for those facts
     assert not any(q.direction == "backward" and "Mill" in q.prompt for q in queries)
     assert any(q.direction == "forward" and q.answer == ("Mill",) for q in queries)
@@ -145,3 +149,73 @@ def test_country_facts_from_pycountry():
     assert any(f.subject == "France" and f.object == "FRA" for f in facts)
     with pytest.raises(ValueError, match="unknown country relation"):
         country_facts(("capital",))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: retrieval_task(n_pairs=60, seed=1),
+    lambda: relationship_task(n_chains=60, seed=1),
+    lambda: bios_task(n_people=60, seed=1),
+    lambda: star_graph_task(2, 5, n_nodes=30, n_train=50, n_test=20, seed=1),
+])
+def test_every_task_has_a_validation_split_disjoint_from_test(make):
+    task = make()
+    assert task.validation and task.test
+    items = lambda qs: {q.prompt for q in qs} | {q.answer for q in qs}  # noqa: E731
+    assert not items(task.validation) & items(task.test) or task.name == "star-graph"
+    assert not {q.prompt for q in task.validation} & {q.prompt for q in task.test}
+    texts = _train_texts(task)  # validation questions are never trained
+    assert not any(" ".join(q.prompt + q.answer) in texts for q in task.validation)
+
+
+def test_too_few_items_for_a_test_split_is_refused():
+    with pytest.raises(ValueError, match="leave no held-out test queries"):
+        retrieval_task(n_pairs=2)
+
+
+def test_star_graph_scores_the_path_only():
+    task = star_graph_task(2, 5, n_nodes=30, n_train=10, n_test=4, seed=0)
+    ctx = task.context_lengths()
+    assert not task.scored_context and len(ctx) == len(task.train)
+    for segs, n in zip(task.train, ctx):
+        words = task.words(segs)
+        assert words[n - 1] == "=" and len(words) - n == 5  # the path of 5 nodes follows the context
+
+
+def test_facts_templates_per_relation_and_per_fact(tmp_path):
+    lines = [
+        {"relation": "was born in", "forward_question": "where was {subject} born ?",
+         "backward_question": "who was born in {object} ?"},
+        {"subject": "Ada Lovelace", "relation": "was born in", "object": "London"},
+        {"subject": "Marie Curie", "relation": "was born in", "object": "Warsaw"},
+        {"subject": "Alan Turing", "relation": "was born in", "object": "Maida Vale"},
+        {"subject": "Kurt Godel", "relation": "studied at", "object": "Vienna",
+         "forward_question": "where did {subject} study ?", "backward_question": "who studied at {object} ?"},
+    ]
+    p = _write(tmp_path, [json.dumps(x) for x in lines])
+    facts = load_facts(p)
+    assert len(facts) == 4
+    task = facts_task(facts, train_query_fraction=0.25, validation_fraction=0.25, seed=0)
+    prompts = {" ".join(q.prompt) for q in task.test + task.validation + task.train_queries}
+    assert "where was Marie Curie born ?" in prompts and "who was born in Maida Vale ?" in prompts
+    assert "where did Kurt Godel study ?" in prompts
+    assert not any("what is the" in x for x in prompts)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ('{"relation": "r", "forward_question": "what of it ?"}', "must contain {subject} exactly once"),
+    ('{"subject": "a", "relation": "r", "object": "b", "backward_question": "{subject} {object}"}',
+     "must contain {object} exactly once and not {subject}"),
+    ('{"subject": "a", "relation": "r", "object": "b", "color": "red"}', "unknown key"),
+])
+def test_bad_templates_name_the_line(tmp_path, bad, message):
+    good = json.dumps({"subject": "a", "relation": "r", "object": "b"})
+    p = _write(tmp_path, [good, good, bad])
+    with pytest.raises(ValueError, match=f"facts.jsonl:3: .*{message}"):
+        load_facts(p)
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    p = tmp_path / "bom.jsonl"
+    rows = [json.dumps({"subject": f"S{i}", "relation": "r", "object": f"O{i}"}) for i in range(3)]
+    p.write_bytes(b"\xef\xbb\xbf" + "\n".join(rows).encode())
+    assert [f.subject for f in load_facts(p)] == ["S0", "S1", "S2"]

@@ -9,7 +9,8 @@ Public API::
     models:     ModelConfig, PAST, build_model
     decoding:   decode, evaluate_queries, score
     training:   TrainConfig, train, save_checkpoint, load_checkpoint
-    runs:       RunConfig, run_experiment, run_table
+    runs:       RunConfig, run_experiment, run_table, run_paper
+    wiki:       load_genwiki, wikireversal_task, Passage (GenWiki is not bundled)
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -31,6 +32,7 @@ from factorization_curse._objectives import OBJECTIVES as OBJECTIVES
 from factorization_curse._objectives import Objective as Objective
 from factorization_curse._objectives import get_objective as get_objective
 from factorization_curse._objectives import objective_loss as objective_loss
+from factorization_curse._paper import run_paper as run_paper
 from factorization_curse._table import run_table as run_table
 from factorization_curse._tasks import Fact as Fact
 from factorization_curse._tasks import Query as Query
@@ -47,17 +49,20 @@ from factorization_curse._train import TrainConfig as TrainConfig
 from factorization_curse._train import load_checkpoint as load_checkpoint
 from factorization_curse._train import save_checkpoint as save_checkpoint
 from factorization_curse._train import train as train
+from factorization_curse._wiki import Passage as Passage
+from factorization_curse._wiki import load_genwiki as load_genwiki
+from factorization_curse._wiki import wikireversal_task as wikireversal_task
 
 try:
     __version__ = version("factorization-curse")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+except PackageNotFoundError:  # running from a source tree (PYTHONPATH) without installation
+    __version__ = "unknown"
 
 __all__ = [
-    "OBJECTIVES", "PAST", "Fact", "ModelConfig", "Objective", "Query", "RunConfig", "TaskData",
+    "OBJECTIVES", "PAST", "Fact", "Passage", "ModelConfig", "Objective", "Query", "RunConfig", "TaskData",
     "TrainConfig", "Vocab", "__version__", "bios_task", "build_model", "countries_task",
     "country_facts", "decode", "encode_sequences", "entity_reverse", "evaluate_queries",
-    "facts_task", "get_objective", "load_checkpoint", "load_facts", "objective_loss",
-    "relationship_task", "retrieval_task", "run_experiment", "run_table", "save_checkpoint",
-    "score", "star_graph_task", "token_reverse", "train", "training_sequences",
+    "facts_task", "get_objective", "load_checkpoint", "load_facts", "load_genwiki", "objective_loss",
+    "relationship_task", "retrieval_task", "run_experiment", "run_paper", "run_table", "save_checkpoint",
+    "score", "star_graph_task", "token_reverse", "train", "training_sequences", "wikireversal_task",
 ]

@@ -112,6 +112,23 @@ def encode_sequences(vocab: Vocab, sequences: list[list[str]], length: int) -> t
     return out
 
 
+def target_mask(ids: torch.Tensor, pad_id: int, context_lengths: list[int] | None = None) -> torch.Tensor:
+    """(N, T) bool: the positions a training loss may score.
+
+    Every word and the closing [EOS]; never [BOS] (position 0) nor padding. With
+    `context_lengths`, the first `context_lengths[i]` words of row i are context, not targets
+    (the star graph's prefix).
+    """
+    targets = ids != pad_id
+    targets[:, 0] = False
+    if context_lengths is not None:
+        if len(context_lengths) != ids.shape[0]:
+            raise ValueError(f"{len(context_lengths)} context lengths for {ids.shape[0]} sequences")
+        pos = torch.arange(ids.shape[1])[None, :]
+        targets &= pos > torch.tensor(context_lengths)[:, None]
+    return targets
+
+
 REVERSAL = {"none", "token", "entity", "entity-nodelim"}
 
 
@@ -119,6 +136,8 @@ def training_sequences(task: TaskData, reversal: str = "none") -> list[list[str]
     """The task's training sequences, plus their reversed copies when `reversal` != none."""
     if reversal not in REVERSAL:
         raise ValueError(f"unknown reversal {reversal!r}; valid: {sorted(REVERSAL)}")
+    if reversal != "none" and not task.scored_context:
+        raise ValueError(f"task {task.name!r} scores only its answers; reversed copies are not defined")
     seqs = [task.words(s) for s in task.train]
     if reversal == "token":
         seqs += [task.words(token_reverse(s)) for s in task.train]

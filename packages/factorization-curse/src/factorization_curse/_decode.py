@@ -126,10 +126,36 @@ def evaluate_queries(
     batch_size: int = 256,
     return_predictions: bool = False,
     reveal_order_attention: bool = False,
+    _local: bool = False,
 ) -> dict:
     """Exact-match and per-token accuracy for each direction; incorrect-inference rate where the
     queries carry a distractor. Accuracies are fractions in [0, 1]; a direction without queries
     gets None."""
+    import torch.distributed as dist
+
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if world > 1 and not _local:
+        # inside the collective: every rank decodes its share, then all ranks gather all answers
+        # (an evaluation on rank 0 alone would leave the others waiting in NCCL)
+        rank = dist.get_rank()
+        mine = evaluate_queries(
+            model, family, vocab, queries[rank::world], length, order=order, device=device,
+            batch_size=batch_size, return_predictions=True, reveal_order_attention=reveal_order_attention,
+            _local=True,
+        )["predictions"]
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, mine)
+        flat: list[list[str]] = [[] for _ in queries]
+        for r, part in enumerate(gathered):
+            for j, p in enumerate(part):
+                flat[r + j * world] = p.split(" ") if p else []
+        return score(queries, flat, return_predictions=return_predictions)
+    return _evaluate_local(model, family, vocab, queries, length, order, device, batch_size,
+                           return_predictions, reveal_order_attention)
+
+
+def _evaluate_local(model, family, vocab, queries, length, order, device, batch_size, return_predictions,
+                    reveal_order_attention) -> dict:
     preds: list[list[str]] = []
     for s in range(0, len(queries), batch_size):
         chunk = queries[s : s + batch_size]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from factorization_curse._data import Vocab, encode_sequences, training_sequences
+from factorization_curse._data import Vocab, encode_sequences, target_mask, training_sequences
 from factorization_curse._decode import evaluate_queries
 from factorization_curse._models import ModelConfig, build_model, count_parameters
 from factorization_curse._objectives import LOSS_WEIGHTINGS, check_family, get_objective
@@ -46,13 +46,16 @@ class RunConfig:
 
     task: str = "retrieval"
     objective: str = "mlm-u"
-    family: str | None = None  # None: the objective's default (gpt2 / bert / past)
+    family: str | None = None  # None: the objective's default (PAST for every objective)
     facts: str | None = None  # JSON-lines facts file (task "facts")
+    data: str | None = None  # GenWiki file or folder (task "wikireversal"; not bundled)
+    min_relation_count: int = 500  # WikiReversal: relations with fewer kept triples are dropped
     # task sizes
     n_items: int = 200  # pairs / chains / people / training graphs / (ignored for facts)
     entity_len: int = 2
     n_symbols: int = 60
     train_query_fraction: float = 0.5
+    validation_fraction: float = 0.15  # held-out items whose queries make the validation set
     bios_per_person: int = 2
     star_degree: int = 2
     star_path_len: int = 5
@@ -61,7 +64,9 @@ class RunConfig:
     # model
     d_model: int = 128
     n_heads: int = 4
-    n_layers: int = 2
+    n_layers: int = 2  # PAST: encoder and decoder layers each
+    # GPT-2 / BERT layers; None: 2 * n_layers, the parameter count of PAST's encoder + decoder
+    baseline_layers: int | None = None
     decoder_positions: bool = False  # PAST: learned decoder position embedding (not in the paper)
     # training
     steps: int = 1500
@@ -73,24 +78,43 @@ class RunConfig:
     loss_weighting: str = "token-mean"
     eval_every: int = 0
     eval_max_queries: int = 200  # per learning-curve evaluation
+    max_seconds: float = 0.0  # training wall-clock budget (0: none); the schedule shrinks to fit
     # evaluation
     decode: str = "l2r"  # "l2r" | "confidence" (masked families)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        valid_tasks = (*TASKS, "facts")
+        valid_tasks = (*TASKS, "facts", "wikireversal")
         if self.task not in valid_tasks:
             raise ValueError(f"unknown task {self.task!r}; valid tasks: {', '.join(valid_tasks)}")
         obj = get_objective(self.objective)
         check_family(obj, self.resolved_family)
         if self.task == "facts" and not self.facts:
             raise ValueError("task 'facts' needs a facts file (--facts FILE.jsonl)")
+        if self.task == "wikireversal" and not self.data:
+            raise ValueError("task 'wikireversal' needs your local GenWiki copy (--data PATH; not bundled)")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"unknown loss_weighting {self.loss_weighting!r}; valid: {list(LOSS_WEIGHTINGS)}")
         if self.decode not in ("l2r", "confidence"):
             raise ValueError(f"unknown decode {self.decode!r}; valid: l2r, confidence")
         if self.decode == "confidence" and self.resolved_family == "gpt2":
             raise ValueError("decode 'confidence' needs a masked model family (bert or past)")
+        if self.task in ("retrieval", "relationship", "bios") and self.n_items < 3:
+            raise ValueError(f"n_items={self.n_items} leaves no held-out queries: need n_items >= 3 "
+                             "(trained, validation and test items)")
+        if self.task == "star-graph" and (self.n_items < 1 or self.star_test < 1):
+            raise ValueError(f"star graph needs n_items >= 1 and star_test >= 1, got {self.n_items}, {self.star_test}")
+        for name in ("steps", "batch_size", "d_model", "n_heads", "n_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def model_layers(self) -> int:
+        """Transformer layers of the model: PAST's n_layers (encoder and decoder each), or the
+        GPT-2/BERT baselines' count (default 2 * n_layers: matched parameters)."""
+        if self.resolved_family == "past":
+            return self.n_layers
+        return self.baseline_layers or 2 * self.n_layers
 
     @property
     def resolved_family(self) -> str:
@@ -100,7 +124,7 @@ class RunConfig:
         return TrainConfig(
             steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             warmup_fraction=self.warmup_fraction, grad_clip=self.grad_clip,
-            eval_every=self.eval_every, loss_weighting=self.loss_weighting,
+            eval_every=self.eval_every, loss_weighting=self.loss_weighting, max_seconds=self.max_seconds,
         )
 
     @classmethod
@@ -116,18 +140,25 @@ class RunConfig:
 
 
 def build_task(cfg: RunConfig) -> TaskData:
-    s, f = cfg.seed, cfg.train_query_fraction
+    """The task of `cfg` (generated, or read from its facts file)."""
+    s, f, v = cfg.seed, cfg.train_query_fraction, cfg.validation_fraction
     if cfg.task == "retrieval":
-        return retrieval_task(cfg.n_items, cfg.entity_len, cfg.n_symbols, f, s)
+        return retrieval_task(cfg.n_items, cfg.entity_len, cfg.n_symbols, f, s, v)
     if cfg.task == "relationship":
-        return relationship_task(cfg.n_items, cfg.entity_len, cfg.n_symbols, f, s)
+        return relationship_task(cfg.n_items, cfg.entity_len, cfg.n_symbols, f, s, v)
     if cfg.task == "bios":
-        return bios_task(cfg.n_items, cfg.bios_per_person, f, s)
+        return bios_task(cfg.n_items, cfg.bios_per_person, f, s, v)
     if cfg.task == "star-graph":
-        return star_graph_task(cfg.star_degree, cfg.star_path_len, cfg.star_nodes, cfg.n_items, cfg.star_test, s)
+        n_val = max(1, cfg.star_test // 2)
+        return star_graph_task(cfg.star_degree, cfg.star_path_len, cfg.star_nodes, cfg.n_items,
+                               cfg.star_test, s, n_validation=n_val)
     if cfg.task == "countries":
-        return countries_task(f, s)
-    return facts_task(load_facts(cfg.facts), f, s, name=Path(cfg.facts).stem)
+        return countries_task(f, s, v)
+    if cfg.task == "wikireversal":
+        from factorization_curse._wiki import load_genwiki, wikireversal_task
+
+        return wikireversal_task(load_genwiki(cfg.data), cfg.min_relation_count, f, s, v)
+    return facts_task(load_facts(cfg.facts), f, s, name=Path(cfg.facts).stem, validation_fraction=v)
 
 
 def curve_subset(queries: list, n: int, seed: int) -> list:
@@ -224,52 +255,66 @@ def run_experiment(
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     objective = get_objective(cfg.objective)
     family = cfg.resolved_family
     task = build_task(cfg)
+    if not task.test:
+        raise ValueError(f"task {task.name!r} has no test queries with this configuration")
     seqs = training_sequences(task, objective.reversal)
     vocab = Vocab.train(seqs + task.corpus())
     length = max(len(s) for s in seqs + task.corpus()) + 2
     data = encode_sequences(vocab, seqs, length)
+    context = task.context_lengths()
+    targets = target_mask(data, vocab.pad_id, context)
     mcfg = ModelConfig(
         family=family, vocab_size=len(vocab), max_len=length, d_model=cfg.d_model,
-        n_heads=cfg.n_heads, n_layers=cfg.n_layers, decoder_positions=cfg.decoder_positions,
+        n_heads=cfg.n_heads, n_layers=cfg.model_layers, decoder_positions=cfg.decoder_positions,
         pad_id=vocab.pad_id, bos_id=vocab.bos_id,
         eos_id=vocab.eos_id, mask_id=vocab.mask_id,
     )
     model = build_model(mcfg).to(dev)
-    curve_test = curve_subset(task.test, cfg.eval_max_queries, cfg.seed)
+    # learning curves (and every choice of hyperparameters) use the validation queries only
+    curve_queries = curve_subset(task.validation, cfg.eval_max_queries, cfg.seed)
 
     # PAST trained with AR/PLM saw query-specific (causal / permuted) masks: decode alike
     roa = family == "past" and objective.kind in ("ar", "plm")
 
     def evaluate(m: torch.nn.Module) -> dict:
-        r = evaluate_queries(m, family, vocab, curve_test, length, order=cfg.decode, device=dev,
+        if not curve_queries:
+            return {}
+        r = evaluate_queries(m, family, vocab, curve_queries, length, order=cfg.decode, device=dev,
                              reveal_order_attention=roa)
-        return {k: v for k, v in r.items() if k.endswith(("accuracy", "incorrect_inference"))}
+        return {f"val_{k}": v for k, v in r.items() if k.endswith(("accuracy", "incorrect_inference"))}
 
     state_dir = None if out is None else Path(out) / "train_state"
     if state_dir is not None and rank == 0:
         _claim_state_dir(state_dir, cfg, resume)
+    t_train = time.perf_counter()
     history = train(
         model, family, objective, data, cfg.train_config(), pad_id=vocab.pad_id, seed=cfg.seed,
         device=dev, evaluate=evaluate, progress=not quiet,
-        state_dir=state_dir, checkpoint_every=checkpoint_every, resume=resume,
+        state_dir=state_dir, checkpoint_every=checkpoint_every, resume=resume, targets=targets,
     )
+    # training seconds spent before a --resume (the history's clock includes them)
+    earlier = max(0.0, history[-1]["seconds"] - (time.perf_counter() - t_train)) if history else 0.0
+    decodes = final_decodes or (
+        (cfg.decode,) if family == "gpt2" else tuple(dict.fromkeys((cfg.decode, "l2r", "confidence")))
+    )
+    # every rank evaluates its share (inside the collective); rank 0 writes
+    by_decode = {}
+    for order in decodes:
+        by_decode[order] = evaluate_queries(
+            model, family, vocab, task.test, length, order=order, device=dev,
+            return_predictions=(order == cfg.decode), reveal_order_attention=roa,
+        )
+    main = by_decode[cfg.decode]
+    val = (evaluate_queries(model, family, vocab, task.validation, length, order=cfg.decode, device=dev,
+                            reveal_order_attention=roa) if task.validation else {})
+    fit = evaluate_queries(model, family, vocab, task.train_queries[:200], length,
+                           order=cfg.decode, device=dev, reveal_order_attention=roa)
     metrics: dict = {}
     if rank == 0:
-        decodes = final_decodes or (
-            (cfg.decode,) if family == "gpt2" else tuple(dict.fromkeys((cfg.decode, "l2r", "confidence")))
-        )
-        by_decode = {}
-        for order in decodes:
-            by_decode[order] = evaluate_queries(
-                model, family, vocab, task.test, length, order=order, device=dev,
-                return_predictions=(order == cfg.decode), reveal_order_attention=roa,
-            )
-        main = by_decode[cfg.decode]
-        fit = evaluate_queries(model, family, vocab, task.train_queries[:200], length,
-                               order=cfg.decode, device=dev, reveal_order_attention=roa)
         metrics = {
             "task": task.name,
             "objective": cfg.objective,
@@ -280,20 +325,29 @@ def run_experiment(
             "forward_token_accuracy": main["forward_token_accuracy"],
             "backward_token_accuracy": main["backward_token_accuracy"],
             "incorrect_inference": main.get("incorrect_inference"),
+            "val_forward_accuracy": val.get("forward_accuracy"),
+            "val_backward_accuracy": val.get("backward_accuracy"),
             "train_query_forward_accuracy": fit["forward_accuracy"],
             "train_query_backward_accuracy": fit["backward_accuracy"],
             "by_decode": {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} for k, v in by_decode.items()},
             "n_test_forward": main["forward_count"],
             "n_test_backward": main["backward_count"],
+            "n_val_forward": val.get("forward_count", 0),
+            "n_val_backward": val.get("backward_count", 0),
             "n_train_sequences": int(data.shape[0]),
+            "n_loss_targets": int(targets.sum()),
             "sequence_length": length,
             "vocab_size": len(vocab),
             "n_parameters": count_parameters(model),
+            "n_layers": cfg.model_layers,
             "steps": cfg.steps,
+            "steps_done": history[-1]["step"] if history else 0,
             "world_size": world,
             "device": str(dev),
-            "seconds": time.perf_counter() - t0,
+            "seconds": earlier + time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0,
             "task_description": task.description,
+            "protocol": "curves on validation queries; test scored once at the end",
             "history": history,
         }
         if task.name == "star-graph":

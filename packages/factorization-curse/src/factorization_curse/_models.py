@@ -25,6 +25,8 @@ FAMILIES = ("gpt2", "bert", "past")
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """Size and special-token ids of a model of one family (gpt2, bert or past)."""
+
     family: str = "past"
     vocab_size: int = 128
     max_len: int = 32

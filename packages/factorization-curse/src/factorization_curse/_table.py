@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from factorization_curse._experiment import RunConfig, run_experiment
@@ -15,67 +16,136 @@ from factorization_curse._experiment import RunConfig, run_experiment
 # 100 % both ways within 1000 steps (README, "Measured results").
 QUICK_WARMUP = 0.4
 PRESETS: dict[str, dict[str, dict]] = {
-    # single-symbol keys and values are the paper's main retrieval variant; entity_len=2 gives
-    # the camera-ready's two-token variant
+    # single-symbol keys and values: where token reversal equals entity reversal
     "retrieval": {
-        "quick": dict(n_items=100, entity_len=1, n_symbols=200, steps=1000, batch_size=64,
-                      warmup_fraction=QUICK_WARMUP),
-        "full": dict(n_items=1000, entity_len=1, n_symbols=2000, steps=20000, batch_size=128,
-                     d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
+        "quick": dict(task="retrieval", n_items=100, entity_len=1, n_symbols=200, steps=1000,
+                      batch_size=64, warmup_fraction=QUICK_WARMUP),
+        "full": dict(task="retrieval", n_items=1000, entity_len=1, n_symbols=2000, steps=20000,
+                     batch_size=128, d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
+    },
+    # the two-token variant ([FC] camera-ready): reversing tokens reverses each entity too
+    "retrieval-2tok": {
+        "quick": dict(task="retrieval", n_items=100, entity_len=2, n_symbols=60, steps=1000,
+                      batch_size=64, warmup_fraction=QUICK_WARMUP),
+        "full": dict(task="retrieval", n_items=1000, entity_len=2, n_symbols=200, steps=20000,
+                     batch_size=128, d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
     },
     # 3000 steps: with 1000 (400 of warmup) MLM-U had not even fitted its trained queries
     "relationship": {
-        "quick": dict(n_items=100, entity_len=1, n_symbols=300, steps=3000, batch_size=64,
-                      warmup_fraction=QUICK_WARMUP),
-        "full": dict(n_items=500, entity_len=2, n_symbols=100, steps=20000, batch_size=128,
-                     d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
+        "quick": dict(task="relationship", n_items=100, entity_len=1, n_symbols=300, steps=3000,
+                      batch_size=64, warmup_fraction=QUICK_WARMUP),
+        "full": dict(task="relationship", n_items=500, entity_len=2, n_symbols=100, steps=20000,
+                     batch_size=128, d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
     },
     "bios": {
-        "quick": dict(n_items=100, bios_per_person=2, steps=1000, batch_size=64,
+        "quick": dict(task="bios", n_items=100, bios_per_person=2, steps=1000, batch_size=64,
                       warmup_fraction=QUICK_WARMUP),
-        "full": dict(n_items=1000, bios_per_person=3, steps=20000, batch_size=128,
+        "full": dict(task="bios", n_items=1000, bios_per_person=3, steps=20000, batch_size=128,
                      d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
     },
+    # Bachmann & Nagarajan's G(2, 5, 50); their counts are 200,000 / 20,000 graphs (the GPU
+    # configs in configs/); the CPU preset is far smaller
     "star-graph": {
-        "quick": dict(n_items=2000, star_nodes=20, star_test=200, steps=1000, batch_size=64,
-                      warmup_fraction=QUICK_WARMUP),
-        "full": dict(n_items=20000, star_nodes=50, star_test=500, steps=20000, batch_size=256,
-                     d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
+        "quick": dict(task="star-graph", n_items=2000, star_nodes=50, star_test=200, steps=1000,
+                      batch_size=64, warmup_fraction=QUICK_WARMUP),
+        "full": dict(task="star-graph", n_items=200000, star_nodes=50, star_test=20000, steps=20000,
+                     batch_size=256, d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.05),
     },
     "countries": {
-        "quick": dict(steps=1000, batch_size=64, warmup_fraction=QUICK_WARMUP),
-        "full": dict(steps=20000, batch_size=128, d_model=256, n_layers=4, n_heads=4, warmup_fraction=0.1),
+        "quick": dict(task="countries", steps=1000, batch_size=64, warmup_fraction=QUICK_WARMUP),
+        "full": dict(task="countries", steps=20000, batch_size=128, d_model=256, n_layers=4, n_heads=4,
+                     warmup_fraction=0.1),
     },
 }
 
+
+def facts_preset(n_facts: int, quick: bool) -> dict:
+    """Preset of a facts file, sized from its number of facts.
+
+    Steps grow with the number of training sequences (statements + trained questions, about
+    2 n_facts) so every sequence is seen about FACTS_QUICK_EPOCHS times whatever the file's size.
+    Quick: batch 32 (more updates per epoch), lr 3e-3, a 40 % warmup as for the synthetic tasks,
+    and the decoder position embedding (PAST learned the 20-token facts sequences too slowly without:
+    after 1200 of 1500 steps it had fitted under half of its trained questions).
+    """
+    n_seq = 2 * n_facts
+    if quick:
+        steps = int(min(4000, max(1000, round(FACTS_QUICK_EPOCHS * n_seq / 32))))
+        # lr 3e-3 chosen on validation questions of examples/timezone_facts.jsonl: MLM-U 0.23 / 0.23
+        # at step 3000 (still rising) against 0.00 / 0.05 with 1e-3
+        return dict(task="facts", steps=steps, batch_size=32, lr=3e-3, warmup_fraction=QUICK_WARMUP,
+                    decoder_positions=True)
+    steps = int(min(50000, max(5000, round(4 * FACTS_QUICK_EPOCHS * n_seq / 128))))
+    return dict(task="facts", steps=steps, batch_size=128, d_model=256, n_layers=4, n_heads=4,
+                warmup_fraction=0.1, decoder_positions=True)
+
+
+FACTS_QUICK_EPOCHS = 320  # epochs of the retrieval quick preset (1000 steps x 64 / 200 sequences)
+
+
+def preset_kwargs(task: str, *, quick: bool, facts: str | None = None) -> dict:
+    """The preset fields of `task` (a grid experiment name, a task, or "facts" with its file)."""
+    if task == "facts":
+        if not facts:
+            raise ValueError("task 'facts' needs a facts file (--facts FILE.jsonl)")
+        from factorization_curse._tasks import load_facts
+
+        return facts_preset(len(load_facts(facts)), quick) | {"facts": str(facts)}
+    if task == "wikireversal":
+        # the paper: 1500 epochs, lr 5e-5 for MLM-U at 109 M parameters; quick: a CPU smoke size
+        if quick:
+            return dict(task=task, steps=1000, batch_size=32, warmup_fraction=QUICK_WARMUP,
+                        train_query_fraction=0.8, validation_fraction=0.1, min_relation_count=1)
+        return dict(task=task, steps=100000, batch_size=128, d_model=576, n_heads=9, n_layers=12,
+                    lr=5e-5, weight_decay=0.0, warmup_fraction=0.01, train_query_fraction=0.8,
+                    validation_fraction=0.1)
+    if task not in PRESETS:
+        raise ValueError(f"no preset for task {task!r}; valid: {list(PRESETS)}")
+    return dict(PRESETS[task]["quick" if quick else "full"])
+
+
+# Each experiment's cells: objectives on PAST (the same architecture and parameter count for all),
+# then "objective@family" rows, the paper's GPT-2 / BERT baselines (2 * n_layers layers: matched
+# parameter count).
 GRID: dict[str, tuple[str, ...]] = {
     "retrieval": ("ar", "ar-reverse-token", "ar-reverse-entity", "mlm-15", "mlm-40", "mlm-85",
-                  "mlm-u", "plm"),
+                  "mlm-u", "plm", "ar@gpt2", "mlm-15@bert"),
+    "retrieval-2tok": ("ar", "ar-reverse-token", "ar-reverse-entity", "mlm-u", "plm", "ar@gpt2",
+                       "ar-reverse-token@gpt2"),
     "relationship": ("ar", "ar-reverse-entity", "ar-reverse-entity-nodelim", "mlm-15", "mlm-40",
-                     "mlm-85", "mlm-u", "plm"),
+                     "mlm-85", "mlm-u", "plm", "ar@gpt2", "mlm-15@bert"),
     "bios": ("ar", "ar-reverse-token", "ar-reverse-entity", "mlm-15", "mlm-40", "mlm-85", "mlm-u",
-             "plm"),
-    "star-graph": ("ar", "ar-reverse-token", "mlm-u"),
-    "countries": ("ar", "mlm-15", "mlm-u", "plm"),
+             "plm", "ar@gpt2", "mlm-15@bert"),
+    "star-graph": ("ar", "mlm-u", "plm", "ar@gpt2"),
+    "countries": ("ar", "mlm-15", "mlm-u", "plm", "ar@gpt2"),
 }
 
-COLUMNS = ("task", "objective", "family", "forward_accuracy", "backward_accuracy",
-           "incorrect_inference", "forward_token_accuracy", "backward_token_accuracy",
+COLUMNS = ("task", "variant", "objective", "family", "forward_accuracy", "backward_accuracy",
+           "incorrect_inference", "val_forward_accuracy", "val_backward_accuracy",
+           "forward_token_accuracy", "backward_token_accuracy",
            "confidence_forward_accuracy", "confidence_backward_accuracy", "steps", "n_parameters",
            "seconds", "device")
 
 
+def parse_cell(cell: str) -> tuple[str, str | None]:
+    """"objective" or "objective@family" -> (objective, family or None)."""
+    obj, _, fam = cell.partition("@")
+    return obj, (fam or None)
+
+
 def preset_config(task: str, objective: str, *, quick: bool, seed: int = 0, **overrides: object) -> RunConfig:
-    if task not in PRESETS:
-        raise ValueError(f"no preset for task {task!r}; valid: {list(PRESETS)}")
-    kw = dict(PRESETS[task]["quick" if quick else "full"])
+    """The RunConfig of one grid experiment (`task` is a PRESETS key) and objective."""
+    kw = preset_kwargs(task, quick=quick)
     kw.update(overrides)
-    return RunConfig(task=task, objective=objective, seed=seed, **kw)
+    kw["objective"] = objective
+    kw["seed"] = seed
+    return RunConfig(**kw)
 
 
-def _row(m: dict) -> dict:
+def _row(m: dict, variant: str) -> dict:
     conf = m.get("by_decode", {}).get("confidence", {})
     row = {k: m.get(k) for k in COLUMNS}
+    row["variant"] = variant
     row["confidence_forward_accuracy"] = conf.get("forward_accuracy")
     row["confidence_backward_accuracy"] = conf.get("backward_accuracy")
     return row
@@ -97,12 +167,13 @@ def write_tables(rows: list[dict], out: Path) -> str:
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k) for k in COLUMNS})
-    head = ("task", "objective", "model", "forward", "backward", "incorrect", "fwd (conf.)",
-            "bwd (conf.)", "steps", "params", "seconds")
+    head = ("experiment", "objective", "model", "forward", "backward", "incorrect", "val fwd", "val bwd",
+            "fwd (conf.)", "bwd (conf.)", "steps", "params", "seconds")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        vals = (r["task"], r["objective"], r["family"], r["forward_accuracy"], r["backward_accuracy"],
-                r["incorrect_inference"], r["confidence_forward_accuracy"],
+        vals = (r["variant"], r["objective"], r["family"], r["forward_accuracy"], r["backward_accuracy"],
+                r["incorrect_inference"], r["val_forward_accuracy"], r["val_backward_accuracy"],
+                r["confidence_forward_accuracy"],
                 r["confidence_backward_accuracy"], r["steps"], r["n_parameters"],
                 None if r["seconds"] is None else round(r["seconds"]))
         lines.append("| " + " | ".join(_fmt(v) for v in vals) + " |")
@@ -112,7 +183,7 @@ def write_tables(rows: list[dict], out: Path) -> str:
 
 
 def plot_curves(histories: dict[str, list[dict]], path: Path, title: str) -> Path:
-    """Forward (solid) and backward (dashed) held-out accuracy against training step."""
+    """Forward (solid) and backward (dashed) validation accuracy against training step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,13 +193,13 @@ def plot_curves(histories: dict[str, list[dict]], path: Path, title: str) -> Pat
     for i, (name, hist) in enumerate(histories.items()):
         color = f"C{i % 10}"
         steps = [h["step"] for h in hist]
-        for key, style in (("forward_accuracy", "-"), ("backward_accuracy", "--")):
+        for key, style in (("val_forward_accuracy", "-"), ("val_backward_accuracy", "--")):
             ys = [h.get(key) for h in hist]
             if any(y is not None for y in ys):
                 ax.plot(steps, [float("nan") if y is None else y for y in ys], style, color=color,
-                        label=f"{name} {key.split('_')[0]}")
+                        label=f"{name} {key.split('_')[1]}")
     ax.set_xlabel("training step")
-    ax.set_ylabel("held-out exact match")
+    ax.set_ylabel("validation exact match")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
@@ -149,6 +220,57 @@ def _cell(args: tuple) -> dict:
                           resume=resume, checkpoint_every=every)
 
 
+def grid_cells(
+    tasks: tuple[str, ...] | None = None,
+    objectives: tuple[str, ...] | None = None,
+    *,
+    quick: bool = True,
+    seed: int = 0,
+    overrides: dict | None = None,
+    cells: tuple[str, ...] | None = None,
+) -> list[tuple[str, str, RunConfig]]:
+    """(experiment, cell name, RunConfig) for every selected cell of the grid (`cells`: names
+    such as "mlm-u" or "ar@gpt2")."""
+    wanted = cells
+    cells = []
+    for task in tasks or tuple(GRID):
+        if task not in GRID:
+            raise ValueError(f"unknown task {task!r}; valid: {list(GRID)}")
+        for cell in GRID[task]:
+            obj, fam = parse_cell(cell)
+            if (objectives and obj not in objectives) or (wanted and cell not in wanted):
+                continue
+            kw = dict(overrides or {})
+            if fam is not None:
+                kw["family"] = fam
+            cells.append((task, cell, preset_config(task, obj, quick=quick, seed=seed, **kw)))
+    return cells
+
+
+def table_payload(rows: list[dict], cells: list, quick: bool, seed: int, experiment: str = "table") -> dict:
+    """The result-record payload of a (possibly partial) grid."""
+    columns = ["experiment", "objective", "model", "params", "test forward", "test backward",
+               "incorrect inference", "val forward", "val backward", "steps", "seconds"]
+    acc = ("test forward", "test backward", "incorrect inference", "val forward", "val backward")
+    return {
+        "experiment": experiment,
+        "seeds": [seed],
+        "config": {"quick": quick, "cells": {f"{t}/{c}": asdict(cfg) for t, c, cfg in cells}},
+        "metrics": {f"{r['variant']}/{r['cell']}": {k: r.get(k) for k in COLUMNS} for r in rows},
+        "tables": [{
+            "name": "main",
+            "caption": "held-out exact match, greedy left-to-right decoding; test scored once, "
+                       "validation curves only",
+            "columns": columns,
+            "rows": [[r["variant"], r["objective"], r["family"], r["n_parameters"], r["forward_accuracy"],
+                      r["backward_accuracy"], r["incorrect_inference"], r["val_forward_accuracy"],
+                      r["val_backward_accuracy"], r["steps"],
+                      None if r["seconds"] is None else round(r["seconds"])] for r in rows],
+            "formats": {c: ".2f" for c in acc},
+        }],
+    }
+
+
 def run_table(
     out: str | Path,
     *,
@@ -162,8 +284,12 @@ def run_table(
     jobs: int = 1,
     resume: bool = False,
     checkpoint_every: int = 0,
+    experiment: str = "table",
+    plot: bool = True,
+    cells: tuple[str, ...] | None = None,
 ) -> list[dict]:
-    """Run the grid (tasks x their objectives), write tables, curves and per-run folders.
+    """Run the grid (experiments x their cells), write tables, curves, per-run folders and the
+    result-record payload `record.json`, all rewritten after every finished cell.
 
     `resume` skips cells that already finished with the same configuration and continues
     interrupted ones from their saved training state.
@@ -171,52 +297,55 @@ def run_table(
     `jobs` > 1 runs that many cells at once in separate processes (e.g. on a many-core machine
     or sharing one GPU between small models).
     """
+    from factorization_curse._train import atomic_write
+
     out = Path(out)
-    tasks = tasks or tuple(GRID)
-    cells = []
-    for task in tasks:
-        if task not in GRID:
-            raise ValueError(f"unknown task {task!r}; valid: {list(GRID)}")
-        for obj in GRID[task]:
-            if objectives and obj not in objectives:
-                continue
-            cells.append(preset_config(task, obj, quick=quick, seed=seed, **(overrides or {})))
+    cells = grid_cells(tasks, objectives, quick=quick, seed=seed, overrides=overrides, cells=cells)
+    if not cells:
+        raise ValueError("no grid cell matches the selection")
     results: dict[tuple[str, str], dict] = {}
 
-    def report(m: dict) -> None:
-        results[(m["task"], m["objective"])] = m
+    def finish() -> list[dict]:
+        rows = []
+        for t, c, _ in cells:
+            if (t, c) in results:
+                rows.append(_row(results[(t, c)], t) | {"cell": c})
+        if rows:
+            write_tables(rows, out)
+            payload = table_payload(rows, cells, quick, seed, experiment)
+            atomic_write(out / "record.json", lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
+            atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2)))
+        return rows
+
+    def report(t: str, c: str, m: dict) -> None:
+        results[(t, c)] = m
         if not quiet:
-            print(f"{m['task']:13s} {m['objective']:26s} fwd={_fmt(m['forward_accuracy'])} "
-                  f"bwd={_fmt(m['backward_accuracy'])} ({m['seconds']:.0f} s)", flush=True)
+            print(f"{t:15s} {c:28s} fwd={_fmt(m['forward_accuracy'])} bwd={_fmt(m['backward_accuracy'])} "
+                  f"val={_fmt(m['val_forward_accuracy'])}/{_fmt(m['val_backward_accuracy'])} "
+                  f"({m['seconds']:.0f} s)", flush=True)
+        finish()
 
     if jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            args = [(c, out / c.task / c.objective, device, 1, resume, checkpoint_every) for c in cells]
-            for m in pool.map(_cell, args):
-                report(m)
+            futures = {pool.submit(_cell, (cfg, out / t / c, device, 1, resume, checkpoint_every)): (t, c)
+                       for t, c, cfg in cells}
+            from concurrent.futures import as_completed
+
+            for f in as_completed(futures):
+                report(*futures[f], f.result())
     else:
-        for c in cells:
-            report(run_experiment(c, out / c.task / c.objective, device=device, quiet=quiet,
-                                  argv=["table", c.task, c.objective], resume=resume,
-                                  checkpoint_every=checkpoint_every))
-    rows: list[dict] = []
-    for task in tasks:
-        histories = {}
-        for c in cells:
-            if c.task != task:
-                continue
-            m = results[(task, c.objective)]
-            histories[c.objective] = m["history"]
-            rows.append(_row(m))
-        if rows:
-            write_tables(rows, out)
-        if histories:
-            try:
-                plot_curves(histories, out / f"curves_{task}.png", f"{task}: held-out accuracy")
-            except ImportError:
-                print("matplotlib not installed: no learning-curve PNG (pip install factorization-curse[plot])")
-    (out / "results.json").write_text(json.dumps(rows, indent=2))
+        for t, c, cfg in cells:
+            report(t, c, run_experiment(cfg, out / t / c, device=device, quiet=quiet,
+                                        argv=["table", t, c], resume=resume, checkpoint_every=checkpoint_every))
+    rows = finish()
+    for task in dict.fromkeys(t for t, _, _ in cells) if plot else ():
+        histories = {f"{c}" + ("" if "@" in c else "@past"): results[(t, c)]["history"]
+                     for t, c, _ in cells if t == task}
+        try:
+            plot_curves(histories, out / f"curves_{task}.png", f"{task}: validation accuracy")
+        except ImportError:
+            print("matplotlib not installed: no learning-curve PNG (pip install factorization-curse[plot])")
     return rows

@@ -16,10 +16,13 @@ from pathlib import Path
 Segment = tuple[tuple[str, ...], bool]
 
 TASKS = ("retrieval", "relationship", "bios", "star-graph", "countries")
+VALIDATION_FRACTION = 0.15
 
 
 @dataclass(frozen=True)
 class Query:
+    """A held-out or trained question: prompt words, answer words, direction, optional distractor."""
+
     prompt: tuple[str, ...]
     answer: tuple[str, ...]
     direction: str  # "forward" | "backward"
@@ -29,12 +32,22 @@ class Query:
 
 @dataclass
 class TaskData:
+    """A task: training sequences (segment lists) and query sets.
+
+    `validation` and `test` hold queries of disjoint held-out items: learning curves and every
+    choice of hyperparameters use `validation`; `test` is scored once, at the end.
+    `scored_context` False (star graph) means only the last segment of each training sequence
+    (the answer) is a loss target; the earlier segments are context.
+    """
+
     name: str
     train: list[list[Segment]]
     test: list[Query]
     # queries whose prompt+answer are also in `train` (to measure fitting, not generalization)
     train_queries: list[Query] = field(default_factory=list)
     description: str = ""
+    validation: list[Query] = field(default_factory=list)
+    scored_context: bool = True
 
     def words(self, segments: list[Segment]) -> list[str]:
         return [w for ws, _ in segments for w in ws]
@@ -42,8 +55,15 @@ class TaskData:
     def corpus(self) -> list[list[str]]:
         """Every word sequence the tokenizer must cover (train sequences and all queries)."""
         out = [self.words(s) for s in self.train]
-        out += [list(q.prompt + q.answer) for q in self.test + self.train_queries]
+        out += [list(q.prompt + q.answer) for q in self.test + self.validation + self.train_queries]
         return out
+
+    def context_lengths(self) -> list[int] | None:
+        """Per training sequence, the number of leading words that are context, not loss targets
+        (None when every word is a target)."""
+        if self.scored_context:
+            return None
+        return [sum(len(ws) for ws, _ in s[:-1]) for s in self.train]
 
 
 def _ent(words: tuple[str, ...] | list[str]) -> Segment:
@@ -78,13 +98,24 @@ def _unique_entities(rng: random.Random, n: int, length: int, symbols: list[str]
     return out
 
 
-def _split(rng: random.Random, n: int, train_fraction: float) -> tuple[list[int], list[int]]:
+def _split(
+    rng: random.Random, n: int, train_fraction: float, validation_fraction: float = VALIDATION_FRACTION
+) -> tuple[list[int], list[int], list[int]]:
+    """Item indices for trained queries, validation queries and test queries (disjoint)."""
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_query_fraction must be in (0, 1), got {train_fraction}")
+    if not 0.0 <= validation_fraction < 1.0 or train_fraction + validation_fraction >= 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1 - train_query_fraction), got {validation_fraction}")
     idx = list(range(n))
     rng.shuffle(idx)
-    k = max(1, min(n - 1, round(train_fraction * n)))
-    return sorted(idx[:k]), sorted(idx[k:])
+    k = max(1, round(train_fraction * n))
+    v = max(1, round(validation_fraction * n)) if validation_fraction > 0 else 0
+    if n - k - v < 1:
+        raise ValueError(
+            f"{n} items leave no held-out test queries (train_query_fraction={train_fraction}, "
+            f"validation_fraction={validation_fraction}); use n_items >= {k + v + 1}"
+        )
+    return sorted(idx[:k]), sorted(idx[k : k + v]), sorted(idx[k + v :])
 
 
 def retrieval_task(
@@ -93,6 +124,7 @@ def retrieval_task(
     n_symbols: int = 60,
     train_query_fraction: float = 0.5,
     seed: int = 0,
+    validation_fraction: float = VALIDATION_FRACTION,
 ) -> TaskData:
     """Key <-> value retrieval ([FC] sec. 3.1): `k : v` statements; `F k : v` / `B v : k` queries.
 
@@ -104,7 +136,7 @@ def retrieval_task(
     ents = _unique_entities(rng, 2 * n_pairs, entity_len, symbols)
     keys, values = ents[:n_pairs], ents[n_pairs:]
     train: list[list[Segment]] = [[_ent(k), _lit(":"), _ent(v)] for k, v in zip(keys, values)]
-    tr, te = _split(rng, n_pairs, train_query_fraction)
+    tr, va, te = _split(rng, n_pairs, train_query_fraction, validation_fraction)
 
     def queries(i: int) -> list[Query]:
         return [
@@ -119,7 +151,9 @@ def retrieval_task(
         train,
         [q for i in te for q in queries(i)],
         train_q,
-        f"{n_pairs} key-value pairs of {entity_len} symbols; queries of {len(tr)} pairs trained",
+        f"{n_pairs} key-value pairs of {entity_len} symbol(s); queries of {len(tr)} pairs trained, "
+        f"{len(va)} validation, {len(te)} test",
+        [q for i in va for q in queries(i)],
     )
 
 
@@ -129,6 +163,7 @@ def relationship_task(
     n_symbols: int = 60,
     train_query_fraction: float = 0.5,
     seed: int = 0,
+    validation_fraction: float = VALIDATION_FRACTION,
 ) -> TaskData:
     """`A => B => C` chains; forward `B => ?` -> C, backward `B <= ?` -> A ([FC] sec. 3.1).
 
@@ -142,7 +177,7 @@ def relationship_task(
     train: list[list[Segment]] = [
         [_ent(a), _lit("=>"), _ent(b), _lit("=>"), _ent(c)] for a, b, c in chains
     ]
-    tr, te = _split(rng, n_chains, train_query_fraction)
+    tr, va, te = _split(rng, n_chains, train_query_fraction, validation_fraction)
 
     def queries(i: int) -> list[Query]:
         a, b, c = chains[i]
@@ -158,7 +193,9 @@ def relationship_task(
         train,
         [q for i in te for q in queries(i)],
         train_q,
-        f"{n_chains} chains A => B => C, entities of {entity_len} symbols",
+        f"{n_chains} chains A => B => C, entities of {entity_len} symbol(s); {len(tr)} trained, "
+        f"{len(va)} validation, {len(te)} test",
+        [q for i in va for q in queries(i)],
     )
 
 
@@ -221,6 +258,7 @@ def bios_task(
     bios_per_person: int = 2,
     train_query_fraction: float = 0.5,
     seed: int = 0,
+    validation_fraction: float = VALIDATION_FRACTION,
 ) -> TaskData:
     """BioS-style biographies (after Allen-Zhu & Li's bioS; own templates and pseudo-names).
 
@@ -271,7 +309,7 @@ def bios_task(
             for k in keys:
                 segs += _fill(rng.choice(_FACTS[k]), {"p": pronoun, "x": p[k]})
             train.append(segs)
-    tr, te = _split(rng, n_people, train_query_fraction)
+    tr, va, te = _split(rng, n_people, train_query_fraction, validation_fraction)
 
     def queries(i: int) -> list[Query]:
         p = people[i]
@@ -287,29 +325,38 @@ def bios_task(
         train,
         [q for i in te for q in queries(i)],
         train_q,
-        f"{n_people} people x {bios_per_person} biographies; QA of {len(tr)} people trained",
+        f"{n_people} people x {bios_per_person} biographies; QA of {len(tr)} people trained, "
+        f"{len(va)} validation, {len(te)} test",
+        [q for i in va for q in queries(i)],
     )
 
 
 def star_graph_task(
     degree: int = 2,
     path_len: int = 5,
-    n_nodes: int = 20,
+    n_nodes: int = 50,
     n_train: int = 2000,
     n_test: int = 200,
     seed: int = 0,
+    n_validation: int | None = None,
 ) -> TaskData:
     """Star graphs G(degree, path_len, n_nodes) after Bachmann & Nagarajan (2024).
 
     A source node has `degree` arms of `path_len - 1` further nodes; the goal is the end of one
     arm. Sequence: shuffled edges `u v |`, then `/ source goal =`, then the path source..goal.
     The query is the prefix through `=`; the answer is the path (forward direction only; this task
-    has no backward query).
+    has no backward query). As in Bachmann & Nagarajan, only the path is a loss target (the
+    prefix is context: `scored_context` is False). Their graph counts are 200,000 training and
+    20,000 test graphs of G(2, 5, 50). `n_validation` graphs (default `n_test // 2`) are held out
+    for learning curves, disjoint from the test graphs.
     """
     rng = random.Random(seed)
     need = 1 + degree * (path_len - 1)
     if need > n_nodes:
         raise ValueError(f"G({degree},{path_len}) needs {need} distinct nodes, n_nodes={n_nodes}")
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"star graph needs n_train >= 1 and n_test >= 1, got {n_train}, {n_test}")
+    n_val = max(1, n_test // 2) if n_validation is None else n_validation
 
     def graph() -> tuple[tuple[str, ...], tuple[str, ...]]:
         nodes = rng.sample(range(n_nodes), need)
@@ -330,13 +377,15 @@ def star_graph_task(
 
     seen: set[tuple[str, ...]] = set()
     items = []
-    while len(items) < n_train + n_test:
+    while len(items) < n_train + n_val + n_test:
         p, a = graph()
         if p in seen:
             continue
         seen.add(p)
         items.append((p, a))
-    train_items, test_items = items[:n_train], items[n_train:]
+    train_items = items[:n_train]
+    val_items = items[n_train : n_train + n_val]
+    test_items = items[n_train + n_val :]
     train = [[(p[:-4], False), (p[-4:], False), (a, True)] for p, a in train_items]
     test = [Query(p, a, "forward") for p, a in test_items]
     train_q = [Query(p, a, "forward") for p, a in train_items[: min(200, n_train)]]
@@ -345,7 +394,10 @@ def star_graph_task(
         train,
         test,
         train_q,
-        f"G({degree},{path_len},{n_nodes}): {n_train} train / {n_test} test graphs",
+        f"G({degree},{path_len},{n_nodes}): {n_train} train / {n_val} validation / {n_test} test "
+        "graphs; loss on the path only",
+        [Query(p, a, "forward") for p, a in val_items],
+        scored_context=False,
     )
 
 
@@ -358,21 +410,48 @@ def _split_words(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Fact:
+    """One (subject, relation, object) fact, with optional question templates.
+
+    `forward_question` must contain `{subject}` (answer: the object), `backward_question` must
+    contain `{object}` (answer: the subject). Without them the noun-relation defaults
+    `what is the RELATION of {subject} ?` and `whose RELATION is {object} ?` are used.
+    """
+
     subject: str
     relation: str
     object: str
+    forward_question: str | None = None
+    backward_question: str | None = None
+
+
+TEMPLATE_KEYS = {"forward_question": "{subject}", "backward_question": "{object}"}
+
+
+def _check_template(where: str, key: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}: {key!r} must be a non-empty string, got {value!r}")
+    need = TEMPLATE_KEYS[key]
+    other = "{object}" if need == "{subject}" else "{subject}"
+    if value.count(need) != 1 or other in value:
+        raise ValueError(f"{where}: {key!r} must contain {need} exactly once and not {other}, got {value!r}")
+    return value.strip()
 
 
 def load_facts(path: str | Path) -> list[Fact]:
     """Read a JSON-lines file of `{"subject": ..., "relation": ..., "object": ...}` objects.
 
-    Blank lines are skipped. Any other problem raises ValueError naming the file and line.
+    A fact may carry its own `forward_question` / `backward_question` templates. A line with a
+    `relation` and templates but no subject/object sets the templates of every fact with that
+    relation (e.g. `{"relation": "was born in", "forward_question": "where was {subject} born ?",
+    "backward_question": "who was born in {object} ?"}`). A UTF-8 byte-order mark is accepted;
+    blank lines are skipped. Any other problem raises ValueError naming the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"facts file {path} does not exist")
-    facts: list[Fact] = []
-    with path.open(encoding="utf-8") as fh:
+    raw: list[tuple[str, dict]] = []
+    relation_templates: dict[str, dict[str, str]] = {}
+    with path.open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -386,27 +465,54 @@ def load_facts(path: str | Path) -> list[Fact]:
                     f"{where}: expected a JSON object with subject, relation, object; "
                     f"got {type(obj).__name__}"
                 )
+            unknown = sorted(set(obj) - {"subject", "relation", "object", *TEMPLATE_KEYS})
+            if unknown:
+                raise ValueError(f"{where}: unknown key(s) {unknown}; valid: subject, relation, object, "
+                                 "forward_question, backward_question")
+            templates = {k: _check_template(where, k, obj[k]) for k in TEMPLATE_KEYS if k in obj}
+            if "subject" not in obj and "object" not in obj and "relation" in obj and templates:
+                rel = obj["relation"]
+                if not isinstance(rel, str) or not rel.strip():
+                    raise ValueError(f"{where}: 'relation' must be a non-empty string, got {rel!r}")
+                relation_templates.setdefault(rel.strip(), {}).update(templates)
+                continue
             for key in ("subject", "relation", "object"):
                 if key not in obj:
                     raise ValueError(f"{where}: missing key {key!r} (need subject, relation, object)")
                 value = obj[key]
                 if not isinstance(value, str) or not value.strip():
                     raise ValueError(f"{where}: {key!r} must be a non-empty string, got {value!r}")
-            facts.append(Fact(obj["subject"].strip(), obj["relation"].strip(), obj["object"].strip()))
-    if len(facts) < 2:
-        raise ValueError(f"{path}: need at least 2 facts to hold some out, found {len(facts)}")
+            raw.append((where, {k: obj[k].strip() for k in ("subject", "relation", "object")} | templates))
+    facts = []
+    for _, d in raw:
+        t = {**relation_templates.get(d["relation"], {}), **{k: d[k] for k in TEMPLATE_KEYS if k in d}}
+        facts.append(Fact(d["subject"], d["relation"], d["object"], t.get("forward_question"),
+                          t.get("backward_question")))
+    if len(facts) < 3:
+        raise ValueError(f"{path}: need at least 3 facts (trained, validation and test questions), "
+                         f"found {len(facts)}")
     return facts
 
 
-def facts_task(
-    facts: list[Fact], train_query_fraction: float = 0.5, seed: int = 0, name: str = "facts"
-) -> TaskData:
-    """Statements `subject relation object .`, forward `what is the <relation> of <subject> ?`
-    -> object, backward `whose <relation> is <object> ?` -> subject.
+def _question(template: str | None, default: str, slot: str, value: str) -> tuple[str, ...]:
+    return _split_words((template or default).replace(slot, value))
 
-    Every fact is stated; the questions of a `train_query_fraction` of the facts are trained.
+
+def facts_task(
+    facts: list[Fact],
+    train_query_fraction: float = 0.5,
+    seed: int = 0,
+    name: str = "facts",
+    validation_fraction: float = VALIDATION_FRACTION,
+) -> TaskData:
+    """Statements `subject relation object .`; forward question (default `what is the <relation>
+    of <subject> ?`) -> object, backward question (default `whose <relation> is <object> ?`) ->
+    subject; a fact's or its relation's templates replace the defaults.
+
+    Every fact is stated; the questions of a `train_query_fraction` of the facts are trained,
+    those of a `validation_fraction` are the validation set, the rest the test set.
     Facts whose backward question is ambiguous (same relation and object, different subjects)
-    keep their statements but get no backward query.
+    keep their statements but get no backward query (likewise forward).
     """
     rng = random.Random(seed)
     by_ro: dict[tuple[str, str], set[str]] = {}
@@ -422,11 +528,14 @@ def facts_task(
         train.append([_ent(s), _lit(*r), _ent(o), _lit(".")])
         qs = []
         if len(by_sr[(f.subject, f.relation)]) == 1:
-            qs.append(Query(("what", "is", "the", *r, "of", *s, "?"), o, "forward"))
+            prompt = _question(f.forward_question, f"what is the {f.relation} of {{subject}} ?",
+                               "{subject}", f.subject)
+            qs.append(Query(prompt, o, "forward"))
         if len(by_ro[(f.relation, f.object)]) == 1:
-            qs.append(Query(("whose", *r, "is", *o, "?"), s, "backward"))
+            prompt = _question(f.backward_question, f"whose {f.relation} is {{object}} ?", "{object}", f.object)
+            qs.append(Query(prompt, s, "backward"))
         items.append(qs)
-    tr, te = _split(rng, len(facts), train_query_fraction)
+    tr, va, te = _split(rng, len(facts), train_query_fraction, validation_fraction)
     train_q = [q for i in tr for q in items[i]]
     train += [_query_segments(q) for q in train_q]
     return TaskData(
@@ -434,7 +543,8 @@ def facts_task(
         train,
         [q for i in te for q in items[i]],
         train_q,
-        f"{len(facts)} facts; questions of {len(tr)} facts trained",
+        f"{len(facts)} facts; questions of {len(tr)} facts trained, {len(va)} validation, {len(te)} test",
+        [q for i in va for q in items[i]],
     )
 
 
@@ -452,5 +562,9 @@ def country_facts(relations: tuple[str, ...] = ("alpha-3",)) -> list[Fact]:
     return facts
 
 
-def countries_task(train_query_fraction: float = 0.5, seed: int = 0) -> TaskData:
-    return facts_task(country_facts(), train_query_fraction, seed, name="countries")
+def countries_task(
+    train_query_fraction: float = 0.5, seed: int = 0, validation_fraction: float = VALIDATION_FRACTION
+) -> TaskData:
+    """ISO 3166-1 countries (name <-> alpha-3 code) through the facts pipeline."""
+    return facts_task(country_facts(), train_query_fraction, seed, name="countries",
+                      validation_fraction=validation_fraction)

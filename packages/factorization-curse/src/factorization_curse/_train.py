@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from factorization_curse._objectives import Objective, objective_loss
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Optimiser, schedule and budget of one training run (see `train`)."""
+
     steps: int = 1000
     batch_size: int = 64  # per process
     lr: float = 1e-3
@@ -28,6 +31,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 0  # 0: ten evaluations over the run
     loss_weighting: str = "token-mean"
+    # wall-clock budget of the training loop (0: none). After 50 steps the run measures its speed
+    # and shortens `steps` (and with it the whole lr schedule) to fit; the history says so.
+    max_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -37,6 +43,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not self.max_seconds >= 0:
+            raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -95,6 +103,7 @@ def save_checkpoint(model: nn.Module, directory: Path, meta: dict) -> None:
 
 
 def load_checkpoint(model: nn.Module, directory: Path) -> nn.Module:
+    """Load `directory/model.safetensors` into `model` (in place) and return it."""
     from safetensors.torch import load_model
 
     load_model(model, str(Path(directory) / "model.safetensors"))
@@ -116,8 +125,13 @@ def train(
     state_dir: str | Path | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
+    targets: torch.Tensor | None = None,
 ) -> list[dict]:
     """Train `model` on the rows of `data` (N, T) and return the history (loss, evaluations).
+
+    `targets` (N, T) bool marks the positions the loss may score (default: every non-padding
+    position after [BOS]). `evaluate` runs on every process (it may use collectives); only
+    rank 0's result is recorded.
 
     Under DDP every process draws a disjoint slice of the same shuffled global batch, gradients
     are averaged by DDP, and only rank 0 evaluates and reports progress.
@@ -167,9 +181,28 @@ def train(
         history, first, elapsed = st["history"], st["step"], st["seconds"]
     every = checkpoint_every or eval_every
     start = time.perf_counter() - elapsed
-    bar = tqdm(range(first, cfg.steps), disable=not progress or rank != 0, desc=f"{objective.name}",
+    tty = sys.stderr.isatty()
+    # a bar on a terminal only; piped output gets one line per evaluation (~10 % of the run)
+    bar = tqdm(range(first, cfg.steps), disable=not (progress and rank == 0 and tty), desc=f"{objective.name}",
                leave=False, initial=first, total=cfg.steps)
+    calibrate_at = first + 50 if cfg.max_seconds > 0 and first == 0 else -1
+    budgeted_from = None
     for step in bar:
+        if step >= cfg.steps:
+            break
+        if step == calibrate_at:
+            per_step = (time.perf_counter() - start) / step
+            horizon = torch.tensor([max(step + 1, min(cfg.steps, int(0.95 * cfg.max_seconds / per_step)))])
+            if world > 1:
+                import torch.distributed as dist
+
+                dist.broadcast(horizon, 0)
+            if int(horizon) < cfg.steps:
+                budgeted_from = cfg.steps
+                cfg = replace(cfg, steps=int(horizon))  # the lr schedule follows (closure on cfg)
+                eval_every = cfg.eval_every or max(1, cfg.steps // 10)
+                every = checkpoint_every or eval_every
+                bar.total = cfg.steps
         if cursor + global_batch > n:
             perm = torch.randperm(n, generator=order_gen)
             cursor = 0
@@ -177,9 +210,11 @@ def train(
         if idx.numel() < global_batch:  # dataset smaller than a global batch: sample with replacement
             idx = torch.randint(0, n, (global_batch,), generator=order_gen)
         cursor += global_batch
-        batch = data[idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]].to(device)
+        mine = idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
+        batch = data[mine].to(device)
         loss = objective_loss(
-            net, family, objective, batch, noise_gen, pad_id=pad_id, loss_weighting=cfg.loss_weighting
+            net, family, objective, batch, noise_gen, pad_id=pad_id, loss_weighting=cfg.loss_weighting,
+            targets=None if targets is None else targets[mine],
         )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} ({objective.name})")
@@ -196,9 +231,19 @@ def train(
         if (step + 1) % eval_every == 0 or last:
             record = {"step": step + 1, "loss": running, "lr": sched.get_last_lr()[0],
                       "seconds": time.perf_counter() - start}
-            if evaluate is not None and rank == 0:
-                record.update(evaluate(model))
+            if budgeted_from is not None:
+                record["steps_planned"] = budgeted_from
+                record["steps_budgeted"] = cfg.steps
+            if evaluate is not None:  # every rank: the evaluation may be a collective
+                result = evaluate(model)
+                if rank == 0:
+                    record.update(result)
             history.append(record)
+            if progress and rank == 0 and not tty:
+                accs = " ".join(f"{k.removeprefix('val_').split('_')[0]}={v:.3f}" for k, v in record.items()
+                                if k.endswith("_accuracy") and "token" not in k and v is not None)
+                print(f"{objective.name} step {step + 1}/{cfg.steps} loss={running:.3f} {accs}".rstrip(),
+                      file=sys.stderr, flush=True)
         if state_dir is not None and ((step + 1) % every == 0 or last):
             _save_state(Path(state_dir), {
                 "step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
