@@ -18,7 +18,15 @@ import torch
 from entity_diffusion._diffusion import diffusion_loss
 from entity_diffusion._model import KBFormer, ModelConfig
 from entity_diffusion._sampler import UnmaskingSampler, empty_batch
-from entity_diffusion._schema import CATEGORICAL, NUMERICAL, Encoded, Schema, _is_missing, as_frame
+from entity_diffusion._schema import (
+    CATEGORICAL,
+    NUMERICAL,
+    Encoded,
+    Schema,
+    _category_key,
+    _is_missing,
+    as_frame,
+)
 
 CHECKPOINT = "model.safetensors"
 SCHEMA = "schema.json"
@@ -35,6 +43,13 @@ class KBFormerConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     ema_decay: float = 0.995  # TabDDPM-style EMA of the weights, used for sampling
+    ema_warmup: bool = True  # decay_t = min(ema_decay, (1 + t) / (10 + t))
+    val_fraction: float = 0.1  # entities held out for the validation ELBO (0: none)
+    min_val_rows: int = 16  # fewer held-out entities than this: no validation split
+    eval_every: int = 100  # steps between held-out evaluations
+    val_repeats: int = 4  # mask draws per held-out entity and evaluation
+    val_seed: int = 0  # the held-out masks are the same at every evaluation
+    patience: int = 5  # evaluations without improvement before stopping (0: run all steps)
     grad_clip: float = 1.0
     weighting: str = "elbo"  # "elbo" (paper, Prop. 1) or "masked-mean" (GSM code practice)
     max_categories: int = 50  # strings with more distinct values become text
@@ -88,6 +103,7 @@ class EntityDiffusion:
         self.schema_: Schema | None = None
         self.model_: KBFormer | None = None
         self.loss_history_: list[float] = []
+        self.history_: TrainingHistory | None = None
         self.fit_seconds_: float = math.nan
 
     # scikit-learn style
@@ -117,21 +133,39 @@ class EntityDiffusion:
         return self.schema_, self.model_
 
     # --------------------------------------------------------------------------------- fit
-    def fit(self, data: Any, *, quiet: bool = True,
+    def fit(self, data: Any, *, validation_data: Any = None, quiet: bool = True,
             callback: Callable[[int, float], None] | None = None) -> EntityDiffusion:
-        """Fit on a DataFrame, nested records or a .csv/.jsonl path. Missing cells stay missing."""
+        """Fit on a DataFrame, nested records or a .csv/.jsonl path. Missing cells stay missing.
+
+        A random ``config.val_fraction`` of the entities (or ``validation_data`` when given) is
+        held out: its ELBO selects the best EMA weights and stops training early
+        (``config.patience``). ``history_`` records both curves."""
         cfg = self.config
         frame = as_frame(data)
+        held_out = None
+        if validation_data is not None:
+            held_out = as_frame(validation_data)
+        elif cfg.val_fraction > 0 and int(len(frame) * cfg.val_fraction) >= cfg.min_val_rows:
+            order = np.random.default_rng(self.random_state).permutation(len(frame))
+            n_val = int(len(frame) * cfg.val_fraction)
+            held_out = frame.iloc[order[:n_val]].reset_index(drop=True)
+            frame = frame.iloc[order[n_val:]].reset_index(drop=True)
         torch.manual_seed(self.random_state)  # parameter initialisation
         self.schema_ = Schema.infer(frame, overrides=self.schema_overrides, max_categories=cfg.max_categories,
                                     max_text_len=cfg.max_text_len, numeric_transform=cfg.numeric_transform)
         encoded = self.schema_.encode(frame).to(self._device)
+        validation = None
+        if held_out is not None:
+            validation = self.schema_.encode(_known_categories_only(held_out, self.schema_)).to(self._device)
         self.model_ = KBFormer(self.schema_, cfg.model).to(self._device)
         start = time.perf_counter()
-        self.loss_history_ = train(self.model_, encoded, cfg, generator=self._generator(None), quiet=quiet,
-                                   callback=callback)
+        self.history_ = train(self.model_, encoded, cfg, generator=self._generator(None), quiet=quiet,
+                              callback=callback, validation=validation)
+        self.history_.final_live_state = None  # not kept on the estimator (memory, pickling)
+        self.loss_history_ = self.history_.train_loss
         self.fit_seconds_ = time.perf_counter() - start
         self.n_fit_rows_ = len(frame)
+        self.n_validation_rows_ = 0 if held_out is None else len(held_out)
         return self
 
     # ------------------------------------------------------------------------------ sampling
@@ -243,6 +277,7 @@ class EntityDiffusion:
         _atomic_text(directory / SCHEMA, schema.to_json())
         meta = {"config": self.config.to_dict(), "schema_overrides": self.schema_overrides,
                 "random_state": self.random_state, "loss_history": self.loss_history_[-50:],
+                "training": self.history_.to_dict() if self.history_ is not None else None,
                 "fit_seconds": self.fit_seconds_}
         _atomic_text(directory / CONFIG, json.dumps(meta, indent=1))
         return directory
@@ -267,6 +302,18 @@ class EntityDiffusion:
         return self
 
 
+def _known_categories_only(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Held-out rows with categories the training split never saw set to missing (a random
+    split of a rare category is not an error in the data)."""
+    frame = frame.copy()
+    for prop in schema.categorical:
+        if prop.name in frame.columns:
+            known = set(prop.categories)
+            keep = frame[prop.name].map(lambda v: _is_missing(v) or _category_key(v) in known)
+            frame[prop.name] = frame[prop.name].astype(object).where(keep, None)
+    return frame
+
+
 def _with_schema_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     filled = frame.copy()
     for name in schema.names:
@@ -281,14 +328,77 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class TrainingHistory:
+    """What :func:`train` did: per-step training loss, the held-out ELBO of the EMA weights at
+    each evaluation, which evaluation was kept and whether training stopped early."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)  # EMA weights, held-out entities
+    val_loss_live: float = math.nan  # live (non-averaged) weights at the last evaluation
+    best_step: int | None = None
+    stopped_early: bool = False
+    steps_run: int = 0
+    final_live_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the live weights are left out)."""
+        return {"steps_run": self.steps_run, "best_step": self.best_step, "stopped_early": self.stopped_early,
+                "val_steps": self.val_steps, "val_loss": self.val_loss, "val_loss_live": self.val_loss_live,
+                "train_loss_tail": float(np.mean(self.train_loss[-50:])) if self.train_loss else math.nan}
+
+
+def held_out_loss(model: KBFormer, data: Encoded, *, weighting: str = "elbo", seed: int = 0, repeats: int = 4,
+                  batch_size: int = 1024) -> float:
+    """Mean per-entity diffusion loss (the ELBO bound with ``weighting="elbo"``) of ``data``,
+    averaged over ``repeats`` mask draws from a fixed seed, so that two evaluations of different
+    weights see the same masks (common random numbers) and differ only by the weights."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    was_training = model.training
+    model.eval()
+    device = data.present.device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for _ in range(repeats):
+            for start in range(0, len(data), batch_size):
+                rows = torch.arange(start, min(start + batch_size, len(data)), device=device)
+                batch = data.index(rows)
+                loss = diffusion_loss(model, batch, weighting=weighting, generator=generator)
+                total += float(loss) * len(batch)
+                count += len(batch)
+    model.train(was_training)
+    value = total / max(count, 1)
+    if not math.isfinite(value):
+        raise FloatingPointError(f"non-finite held-out loss {value}")
+    return value
+
+
+def _ema_decay(config: KBFormerConfig, update: int) -> float:
+    """decay_t = min(d, (1 + t) / (10 + t)) (warm-up): early EMA follows the live weights instead
+    of keeping the random initialisation for ~1 / (1 - d) steps."""
+    if not config.ema_warmup:
+        return config.ema_decay
+    return min(config.ema_decay, (1 + update) / (10 + update))
+
+
 def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: torch.Generator,
-          quiet: bool = True, callback: Callable[[int, float], None] | None = None) -> list[float]:
-    """AdamW with linear decay to 0 (TabDDPM's trainer), gradient clipping and weight EMA.
-    The EMA weights are loaded into ``model`` at the end. Raises on a non-finite loss."""
+          quiet: bool = True, callback: Callable[[int, float], None] | None = None,
+          validation: Encoded | None = None) -> TrainingHistory:
+    """AdamW with linear decay to 0 (TabDDPM's trainer), gradient clipping and a weight EMA with
+    warm-up. With ``validation`` entities the held-out ELBO of the EMA weights is evaluated every
+    ``config.eval_every`` steps; the best EMA weights are kept (loaded into ``model`` at the end)
+    and training stops after ``config.patience`` evaluations without improvement (0: never early).
+    Without validation, the final EMA weights are loaded. Raises on a non-finite loss."""
     from tqdm.auto import tqdm
 
     if (data.present.sum(1) == 0).all():
         raise ValueError("every entity is empty: nothing to learn")
+    if validation is not None and (validation.present.sum(1) == 0).all():
+        validation = None
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / max(1, config.steps))
@@ -297,10 +407,35 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
     shadow = list(ema.values())
     n = len(data)
     batch_size = min(config.batch_size, n)
-    history = []
+    history = TrainingHistory()
+    best_state: dict[str, torch.Tensor] | None = None
+    best_loss = math.inf
+    since_best = 0
     order = torch.randperm(n, generator=generator, device=generator.device)
     cursor = 0
-    bar = tqdm(range(config.steps), disable=quiet, desc="fit", leave=False)
+    bar = tqdm(range(config.steps), disable=True if quiet else None, desc="fit", leave=False)
+    piped = not quiet and bar.disable  # no terminal: one line per evaluation instead of a bar
+
+    def evaluate(step: int) -> bool:
+        nonlocal best_state, best_loss, since_best
+        live_copy = {k: v.detach().clone() for k, v in model.state_dict().items() if k in ema}
+        model.load_state_dict({**model.state_dict(), **ema})
+        value = held_out_loss(model, validation, weighting=config.weighting, seed=config.val_seed,
+                              repeats=config.val_repeats)
+        model.load_state_dict({**model.state_dict(), **live_copy})
+        history.val_steps.append(step)
+        history.val_loss.append(value)
+        if value < best_loss:
+            best_loss, since_best = value, 0
+            best_state = {k: v.clone() for k, v in ema.items()}
+            history.best_step = step
+        else:
+            since_best += 1
+        if piped:
+            print(f"fit: step {step}/{config.steps} train loss {np.mean(history.train_loss[-50:]):.3f} "
+                  f"held-out {value:.3f} (best {best_loss:.3f} at {history.best_step})", flush=True)
+        return config.patience > 0 and since_best >= config.patience
+
     for step in bar:
         if cursor + batch_size > n:
             order = torch.randperm(n, generator=generator, device=generator.device)
@@ -316,13 +451,27 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
         optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            torch._foreach_lerp_(shadow, live, 1 - config.ema_decay)
+            torch._foreach_lerp_(shadow, live, 1 - _ema_decay(config, step))
         value = float(loss.detach())
-        history.append(value)
+        history.train_loss.append(value)
+        history.steps_run = step + 1
         if callback is not None:
             callback(step, value)
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{np.mean(history[-50:]):.3f}")
-    model.load_state_dict({**model.state_dict(), **ema})
+            bar.set_postfix(loss=f"{np.mean(history.train_loss[-50:]):.3f}")
+        elif piped and not validation and (step + 1) % max(1, config.steps // 10) == 0:
+            print(f"fit: step {step + 1}/{config.steps} train loss {np.mean(history.train_loss[-50:]):.3f}", flush=True)
+        if validation is not None and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
+            if evaluate(step + 1):
+                history.stopped_early = True
+                break
+    bar.close()
+    if validation is not None and not history.stopped_early:
+        evaluate(history.steps_run)
+    history.final_live_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in ema}
+    if validation is not None:  # the model holds the live weights here
+        history.val_loss_live = held_out_loss(model, validation, weighting=config.weighting, seed=config.val_seed,
+                                              repeats=config.val_repeats)
+    model.load_state_dict({**model.state_dict(), **(best_state if best_state is not None else ema)})
     model.eval()
     return history
