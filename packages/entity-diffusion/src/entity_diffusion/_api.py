@@ -309,7 +309,7 @@ def _known_categories_only(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     for prop in schema.categorical:
         if prop.name in frame.columns:
             known = set(prop.categories)
-            keep = frame[prop.name].map(lambda v: _is_missing(v) or _category_key(v) in known)
+            keep = [_is_missing(v) or _category_key(v) in known for v in frame[prop.name]]
             frame[prop.name] = frame[prop.name].astype(object).where(keep, None)
     return frame
 
