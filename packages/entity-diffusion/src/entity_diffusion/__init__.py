@@ -18,8 +18,9 @@ except _NotFound:  # a source checkout on PYTHONPATH
     __version__ = "0+unknown"
 
 _EXPORTS = {
-    "entity_diffusion._api": ["EntityDiffusion", "KBFormerConfig", "TrainingHistory", "held_out_loss", "resolve_device",
-                             "train"],
+    "entity_diffusion._api": ["EntityDiffusion", "KBFormerConfig", "TrainingHistory", "held_out_loss",
+                             "order_statistic_rank", "resolve_device", "train"],
+    "entity_diffusion._imputer": ["KBFormerImputer", "preset_config"],
     "entity_diffusion._diffusion": ["MaskDraw", "diffusion_loss", "draw_mask", "elbo_weight", "masked_nll"],
     "entity_diffusion._errors": ["EmptyTableError", "EntityDataError", "MalformedRecordError", "MixedTypeError",
                                  "SchemaError", "UnseenCategoryError"],
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # static analysers see the real names
         KBFormerConfig,
         TrainingHistory,
         held_out_loss,
+        order_statistic_rank,
         resolve_device,
         train,
     )
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # static analysers see the real names
         SchemaError,
         UnseenCategoryError,
     )
+    from entity_diffusion._imputer import KBFormerImputer, preset_config  # noqa: F401
     from entity_diffusion._model import (  # noqa: F401
         KBFormer,
         KeyPathEncoder,
