@@ -105,3 +105,15 @@ def test_bad_parameters_and_zero_samples_are_refused_clearly() -> None:
         model.impute(frame.reset_index(drop=True), n_samples=0)
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         model.complete(frame.reset_index(drop=True), n_samples=-1)
+
+
+def test_datetime_column_is_imputed_and_keeps_its_dtype() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60),
+                          "when": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 400, 60), unit="D")})
+    gapped = frame.copy()
+    gapped.loc[::5, "when"] = pd.NaT
+    out = KBFormerImputer(config=TINY, random_state=0).fit_transform(gapped)
+    assert out["when"].dtype == gapped["when"].dtype and out["when"].notna().all()
+    assert out["when"].between(pd.Timestamp("2019-06-01"), pd.Timestamp("2021-06-01")).all()
+    pd.testing.assert_series_equal(out.loc[gapped["when"].notna(), "when"], gapped["when"].dropna())

@@ -26,6 +26,8 @@ from entity_diffusion._schema import (
     _category_key,
     _is_missing,
     as_frame,
+    datetimes_to_seconds,
+    seconds_to_datetimes,
 )
 
 CHECKPOINT = "model.safetensors"
@@ -218,7 +220,8 @@ class EntityDiffusion:
                     filled[name] = filled[name].astype(object)
                     filled.loc[gaps, name] = sampled.loc[gaps, name].to_numpy()
                     if schema[name].kind == NUMERICAL:
-                        filled[name] = pd.to_numeric(filled[name])
+                        filled[name] = (pd.to_datetime(filled[name]) if schema[name].datetime
+                                        else pd.to_numeric(filled[name]))
             completions.append(filled)
         return completions
 
@@ -270,7 +273,7 @@ class EntityDiffusion:
         original = _with_schema_columns(as_frame(data), schema)
         out = {}
         for prop in schema.numerical:
-            draws = np.stack([c[prop.name].to_numpy(dtype=float) for c in completions])
+            draws = np.stack([_numbers(prop, c[prop.name]) for c in completions])
             out[prop.name] = draws.mean(0)
             if method == "quantile":
                 lower = np.quantile(draws, (1 - level) / 2, axis=0)
@@ -284,6 +287,8 @@ class EntityDiffusion:
                 lower = np.where(gaps, lower - margin, lower)
                 upper = np.where(gaps, upper + margin, upper)
                 upper = np.maximum(upper, lower)  # a negative margin cannot cross the bounds
+            if prop.datetime:
+                out[prop.name], lower, upper = (seconds_to_datetimes(v) for v in (out[prop.name], lower, upper))
             out[f"{prop.name}:lower"] = lower
             out[f"{prop.name}:upper"] = upper
         result = pd.DataFrame(out)
@@ -319,9 +324,10 @@ class EntityDiffusion:
             if schema[name].kind != NUMERICAL or not hide[:, j].any():
                 continue
             rows = hide[:, j]
-            truth = pd.to_numeric(frame[name]).to_numpy(dtype=float)[rows]
-            score = np.maximum(bounds[f"{name}:lower"].to_numpy()[rows] - truth,
-                               truth - bounds[f"{name}:upper"].to_numpy()[rows])
+            prop = schema[name]
+            truth = _numbers(prop, frame[name])[rows]
+            score = np.maximum(_numbers(prop, bounds[f"{name}:lower"])[rows] - truth,
+                               truth - _numbers(prop, bounds[f"{name}:upper"])[rows])
             n = len(score)
             rank = math.ceil((n + 1) * level)
             margins[name] = float(np.sort(score)[rank - 1]) if rank <= n else math.inf
@@ -398,13 +404,23 @@ def _pool(schema: Schema, completions: list[pd.DataFrame], original: pd.DataFram
         if not gaps.any() or len(completions) == 1:
             continue
         if prop.kind == NUMERICAL:
-            mean = np.mean([c[prop.name].to_numpy(dtype=float) for c in completions], axis=0)
-            result.loc[gaps, prop.name] = _snap(prop, mean[gaps])
+            mean = np.mean([_numbers(prop, c[prop.name]) for c in completions], axis=0)
+            snapped = _snap(prop, mean[gaps])
+            if prop.datetime:
+                column = result[prop.name].astype(object)
+                column[gaps] = seconds_to_datetimes(snapped).to_numpy(dtype=object)
+                result[prop.name] = pd.to_datetime(column)
+            else:
+                result.loc[gaps, prop.name] = snapped
         elif prop.kind == CATEGORICAL:
             stacked = pd.concat([c[prop.name] for c in completions], axis=1)
             mode = stacked.apply(lambda row: row.value_counts().index[0], axis=1)
             result.loc[gaps, prop.name] = mode[gaps].to_numpy()
     return result
+
+
+def _numbers(prop: Any, column: pd.Series) -> np.ndarray:
+    return datetimes_to_seconds(column) if prop.datetime else column.to_numpy(dtype=float)
 
 
 def _snap(prop: Any, values: np.ndarray) -> np.ndarray:

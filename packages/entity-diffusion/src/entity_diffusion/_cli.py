@@ -82,7 +82,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
     filled = model.impute(args.table, n_samples=args.n_samples, leaps=args.leaps, temperature=args.temperature,
                           seed=args.seed)
     if args.intervals:
-        bounds = model.intervals(args.table, level=args.level, n_samples=max(args.n_samples, 20), seed=args.seed)
+        bounds = model.intervals(args.table, level=args.level, n_samples=max(args.n_samples, 39), seed=args.seed)
         for column in bounds.columns:
             if ":" in column:
                 filled[column] = bounds[column].to_numpy()
