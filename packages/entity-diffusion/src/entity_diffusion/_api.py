@@ -52,6 +52,7 @@ class KBFormerConfig:
     val_repeats: int = 4  # mask draws per held-out entity and evaluation
     val_seed: int = 0  # the held-out masks are the same at every evaluation
     patience: int = 5  # evaluations without improvement before stopping (0: run all steps)
+    max_seconds: float | None = None  # wall-clock cap on training (GPU windows); None: no cap
     grad_clip: float = 1.0
     weighting: str = "elbo"  # "elbo" (paper, Prop. 1) or "masked-mean" (GSM code practice)
     max_categories: int = 50  # strings with more distinct values become text
@@ -468,11 +469,13 @@ class TrainingHistory:
     best_step: int | None = None
     stopped_early: bool = False
     steps_run: int = 0
+    stopped_by_time: bool = False
     final_live_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the live weights are left out)."""
         return {"steps_run": self.steps_run, "best_step": self.best_step, "stopped_early": self.stopped_early,
+                "stopped_by_time": self.stopped_by_time,
                 "val_steps": self.val_steps, "val_loss": self.val_loss, "val_loss_live": self.val_loss_live,
                 "train_loss_tail": float(np.mean(self.train_loss[-50:])) if self.train_loss else math.nan}
 
@@ -541,6 +544,7 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
     since_best = 0
     order = torch.randperm(n, generator=generator, device=generator.device)
     cursor = 0
+    started = time.perf_counter()
     bar = tqdm(range(config.steps), disable=True if quiet else None, desc="fit", leave=False)
     piped = not quiet and bar.disable  # no terminal: one line per evaluation instead of a bar
 
@@ -593,6 +597,9 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
             if evaluate(step + 1):
                 history.stopped_early = True
                 break
+        if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
+            history.stopped_by_time = True
+            break
     bar.close()
     if validation is not None and not history.stopped_early:
         evaluate(history.steps_run)

@@ -102,6 +102,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper_tabular(args: argparse.Namespace) -> int:
+    from entity_diffusion._paper import apply_smoke, run
+
+    apply_smoke(args)
+    return run(args)
+
+
 def _write(frame, path: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="training steps (default 300 quick, 3000 full)")
     common(p)
     p.set_defaults(func=cmd_bench)
+
+    from entity_diffusion._paper import add_arguments
+
+    p = sub.add_parser("paper-tabular", help="the paper's tabular protocol (GPU campaign size; --smoke for CI)",
+                       formatter_class=fmt)
+    add_arguments(p)
+    common(p)
+    p.set_defaults(func=cmd_paper_tabular)
     return parser
 
 
