@@ -174,7 +174,7 @@ def dcr(train: pd.DataFrame, test: pd.DataFrame, synth: pd.DataFrame, seed: int)
 
 def quality(train: pd.DataFrame, synth: pd.DataFrame, task: str) -> dict[str, float] | str:
     try:
-        from sdmetrics.reports.single_table import QualityReport
+        from sdmetrics.reports import QualityReport
     except ImportError:
         return "sdmetrics not installed"
     columns = {c: {"sdtype": "categorical" if c.startswith("cat_") or (c == TARGET and task != "regression")
