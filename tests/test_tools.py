@@ -36,10 +36,14 @@ def test_reproduce_discovers_lipschitz_core_through_entry_points():
 
 
 def test_bump_version_dry_run_does_not_write():
+    import tomllib
+
     before = (ROOT / "packages/lipschitz-core/pyproject.toml").read_text()
+    major, minor, _ = (int(x) for x in tomllib.loads(before)["project"]["version"].split("."))
     result = run("tools/bump_version.py", "lipschitz-core", "minor", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "lipschitz-core -> 0.2.0; tag: lipschitz-core-v0.2.0" in result.stdout
+    expected = f"{major}.{minor + 1}.0"
+    assert f"lipschitz-core -> {expected}; tag: lipschitz-core-v{expected}" in result.stdout
     assert (ROOT / "packages/lipschitz-core/pyproject.toml").read_text() == before
 
 

@@ -6,10 +6,14 @@ Packages register a callable in the ``lipschitz_lab.reproduce`` entry-point grou
 
 It writes its figures (PNG) and JSON into ``out_dir`` (``results/<dist-name>/``) and returns a
 markdown section (starting with a ``## `` heading) whose figure links are relative to
-``results/``. Usage::
+``results/``. A package whose section publishes numbers also writes a result payload
+``out_dir/record.json`` (see tools/records.py); with ``--record`` it is stamped with its
+provenance into the committed record ``packages/<dist-name>/results/reproduce_{quick,full}.json``,
+which the package README's tables are rendered from. Usage::
 
     uv run tools/reproduce.py --quick            # every package, ~2 minutes each on 2 cores
     uv run tools/reproduce.py --package nuclr    # one package, full size
+    uv run tools/reproduce.py --quick --record   # also write the committed records
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 
 GROUP = "lipschitz_lab.reproduce"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from records import RecordError, read_payload, write_record  # noqa: E402
 
 
 def discover() -> dict[str, object]:
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--list", action="store_true", help="list the discovered packages and exit")
+    parser.add_argument("--record", action="store_true", help="stamp each package's record.json into packages/<name>/results/reproduce_<mode>.json")
     args = parser.parse_args(argv)
 
     available = discover()
@@ -72,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         out_dir = args.out / name
         out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "record.json").unlink(missing_ok=True)  # never stamp a payload left by an earlier run
         try:
             function = available[name].load()
             section = function(out_dir, quick=args.quick, seed=args.seed, device=args.device, quiet=args.quiet)
@@ -83,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             print(section, file=sys.stderr)
         seconds = time.perf_counter() - start
         print(f"    {status} in {seconds:.1f} s", flush=True)
+        if args.record:
+            target = ROOT / "packages" / name / "results" / f"reproduce_{'quick' if args.quick else 'full'}.json"
+            try:
+                payload = read_payload(out_dir / "record.json")
+            except RecordError as err:
+                print(f"    no record for {name}: {err}", flush=True)
+            else:
+                command = ["tools/reproduce.py", *(argv if argv is not None else sys.argv[1:])]
+                write_record(target, payload, command=command, package=name, status=status, seconds=seconds)
+                print(f"    record {target.relative_to(ROOT)}", flush=True)
         sections.append(section.rstrip() + f"\n\n_{name} {version(name)}: {status}, {seconds:.0f} s._\n")
         summary[name] = {"status": status, "seconds": round(seconds, 1), "version": version(name)}
 
