@@ -83,6 +83,7 @@ class KBFormerConfig:
 
 
 def resolve_device(device: str) -> torch.device:
+    """"auto" -> cuda when available, else cpu; any other string is passed to torch.device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
