@@ -391,4 +391,4 @@ def apply_smoke(args: argparse.Namespace) -> None:
             args.datasets = "abalone"
         args.generators, args.sets, args.eval_seeds = "kbformer,smote", 2, 2
         args.steps, args.batch_size, args.d_model, args.eval_every, args.eval_iterations = 20, 128, 16, 10, 60
-        args.max_train, args.max_eval, args.fit_seconds, args.max_minutes, args.eval_threads = 300, 300, 10, 1, 1
+        args.max_train, args.max_eval, args.fit_seconds, args.max_minutes, args.eval_threads = 300, 300, 10, 2, 1
