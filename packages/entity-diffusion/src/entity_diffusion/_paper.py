@@ -173,8 +173,12 @@ def dcr(train: pd.DataFrame, test: pd.DataFrame, synth: pd.DataFrame, seed: int)
 
 
 def quality(train: pd.DataFrame, synth: pd.DataFrame, task: str) -> dict[str, float] | str:
+    import warnings
+
     try:
-        from sdmetrics.reports import QualityReport
+        with warnings.catch_warnings():  # 0.32 deprecates the single-table path it still documents
+            warnings.simplefilter("ignore", FutureWarning)
+            from sdmetrics.reports.single_table import QualityReport
     except ImportError:
         return "sdmetrics not installed"
     columns = {c: {"sdtype": "categorical" if c.startswith("cat_") or (c == TARGET and task != "regression")
