@@ -16,7 +16,7 @@ draws (order statistics: exact coverage for a calibrated sampler) and, with the 
 ``calibrate_intervals`` on ``--rows`` other rows (from the validation split, masked the same way),
 the conformal ones.
 
-    uv run python tools/bench/imputation.py --datasets wilt,california,house,abalone --out /tmp/imp
+    uv run python tools/bench/entity_imputation.py --datasets wilt,california,house,abalone --out /tmp/imp
 """
 
 from __future__ import annotations
