@@ -393,6 +393,8 @@ def apply_smoke(args: argparse.Namespace) -> None:
     if args.smoke:
         if args.datasets == ",".join(DATASETS):
             args.datasets = "abalone"
-        args.generators, args.sets, args.eval_seeds = "kbformer,smote", 2, 2
+        if args.generators == "kbformer,smote,ctgan,tvae":
+            args.generators = "kbformer,smote"
+        args.sets, args.eval_seeds = 2, 2
         args.steps, args.batch_size, args.d_model, args.eval_every, args.eval_iterations = 20, 128, 16, 10, 60
         args.max_train, args.max_eval, args.fit_seconds, args.max_minutes, args.eval_threads = 300, 300, 10, 2, 1
