@@ -47,8 +47,11 @@ def _log(msg: str) -> None:
 
 
 def find_data(path: str) -> Path:
-    """``path`` or, for "auto", the first of shared/data, ../shared/data that exists."""
-    candidates = [Path(path)] if path != "auto" else [Path("shared/data"), Path("../shared/data")]
+    """``path`` or, for "auto", $ENTITY_DIFFUSION_DATA, then the first of shared/data,
+    ../shared/data, ../../shared/data (a checkout, a worktree beside it) that exists."""
+    env = os.environ.get("ENTITY_DIFFUSION_DATA")
+    candidates = [Path(path)] if path != "auto" else [
+        *([Path(env)] if env else []), Path("shared/data"), Path("../shared/data"), Path("../../shared/data")]
     for c in candidates:
         if (c / "tabular").is_dir():
             return c
@@ -363,7 +366,7 @@ def _write(args: argparse.Namespace, cells: dict[str, dict[str, Any]]) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``entity-diffusion paper-tabular``."""
-    p.add_argument("--data", default="auto", help="folder holding tabular/ and tabular_tabsyn/ (auto: shared/data, ../shared/data)")
+    p.add_argument("--data", default="auto", help="folder holding tabular/ and tabular_tabsyn/ (auto: $ENTITY_DIFFUSION_DATA, shared/data, ../shared/data, ../../shared/data)")
     p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated dataset names")
     p.add_argument("--generators", default="kbformer,smote,ctgan,tvae")
     p.add_argument("--sets", type=int, default=5, help="synthetic sets per generator")
