@@ -253,7 +253,7 @@ class EntityDiffusion:
         (m + 1)(1 - level) / 2 is an integer: m = 19, 39, 99 at 90 %). ``method="quantile"`` is
         numpy's interpolated quantile of the draws, which under-covers for few draws (kept for
         comparison). ``conformal=True`` widens (or narrows) each property's interval by the margin
-        :meth:`calibrate_intervals` measured on held-out entities (split conformal, CQR-style).
+        `calibrate_intervals` measured on held-out entities (split conformal, CQR-style).
         """
         schema, _ = self._check_fitted()
         if not 0 < level < 1:
@@ -300,7 +300,7 @@ class EntityDiffusion:
 
     def calibrate_intervals(self, data: Any, *, level: float = 0.9, mask_rate: float = 0.3, n_samples: int = 99,
                             seed: int = 0, leaps: int = 1) -> dict[str, Any]:
-        """Split-conformal calibration of :meth:`intervals` on held-out entities (not seen in
+        """Split-conformal calibration of `intervals` on held-out entities (not seen in
         fit). Cells are hidden completely at random at ``mask_rate`` (use the missing rate of the
         data you will complete), intervals are drawn for them, and for each numerical property
         the score max(lower - y, y - upper) of its n hidden cells is ranked: the
@@ -460,7 +460,7 @@ def _atomic_text(path: Path, text: str) -> None:
 
 @dataclass
 class TrainingHistory:
-    """What :func:`train` did: per-step training loss, the held-out ELBO of the EMA weights at
+    """What `train` did: per-step training loss, the held-out ELBO of the EMA weights at
     each evaluation, which evaluation was kept and whether training stopped early."""
 
     train_loss: list[float] = field(default_factory=list)

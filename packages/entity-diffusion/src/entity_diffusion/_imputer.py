@@ -20,7 +20,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_config(preset: str):
-    """The :class:`KBFormerConfig` of a named preset ("quick" or "default")."""
+    """The `KBFormerConfig` of a named preset ("quick" or "default")."""
     from entity_diffusion._api import KBFormerConfig
 
     if preset not in PRESETS:
@@ -41,7 +41,7 @@ class KBFormerImputer(TransformerMixin, BaseEstimator):
             Use 1 inside a ``Pipeline``.
         n_samples: conditional draws pooled into the point imputation when ``n_imputations`` is 1.
         random_state: seed for initialisation, training and sampling (None: fresh each fit).
-        config: a full :class:`KBFormerConfig` used instead of the preset's.
+        config: a full `KBFormerConfig` used instead of the preset's.
         schema_overrides: property name -> "numerical" | "categorical" | "text".
         device: "cpu", "cuda[:N]" or "auto".
 

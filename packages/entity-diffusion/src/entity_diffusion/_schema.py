@@ -143,7 +143,7 @@ def as_frame(data: Any) -> pd.DataFrame:
 
 
 def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Inverse of :func:`records_to_frame`: missing properties are left out of each record."""
+    """Inverse of `records_to_frame`: missing properties are left out of each record."""
     records = []
     for row in frame.itertuples(index=False, name=None):
         record: dict[str, Any] = {}
@@ -295,7 +295,7 @@ class Schema:
 
         Numbers -> numerical; booleans -> categorical; strings -> categorical when a property has
         at most ``max_categories`` distinct values, else text. A property mixing numbers and
-        strings raises :class:`MixedTypeError` unless ``overrides`` names its kind.
+        strings raises `MixedTypeError` unless ``overrides`` names its kind.
         """
         frame = as_frame(data)
         overrides = dict(overrides or {})
