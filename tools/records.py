@@ -69,9 +69,15 @@ def _git(*args: str) -> str | None:
 
 
 def git_state() -> dict[str, Any]:
-    """The commit the tree is at and whether it has uncommitted changes (None where git is absent)."""
+    """The commit the tree is at and whether it has uncommitted changes.
+
+    Where the tree is a copy without git (a GPU machine), ``LAB_GIT_COMMIT`` names the commit the
+    copy was made from; otherwise both are None.
+    """
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
+    if commit is None and os.environ.get("LAB_GIT_COMMIT"):
+        return {"commit": os.environ["LAB_GIT_COMMIT"], "dirty": None}
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 

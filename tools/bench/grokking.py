@@ -3,6 +3,7 @@ with the authors' raw data (shared/data/grokking/phase_diagram/*.h5).
 
     uv run --group bench tools/bench/grokking.py                        # CPU: speed + 10^4-budget agreement
     uv run --group bench tools/bench/grokking.py --budget 100000 --device cuda --seeds 58,59,60
+    uv run --group bench tools/bench/grokking.py --figures-from packages/grokking-theory/docs/gpu_h200_paper_scale.json --out /tmp/figs
 
 Agreement at a budget B < 10^5 compares against the authors' steps truncated to B (a cell whose
 stored step is >= B counts as "not reached"), with the paper's lag of 10^3 steps.
@@ -146,8 +147,47 @@ def paper_scale_estimate(data: Path, ms_per_run_step: float, workers: int) -> di
             "estimated_minutes": run_steps * ms_per_run_step / 1e3 / 60 / workers}
 
 
+def h200_figures(source: Path, out: Path) -> list[Path]:
+    """Redraw the phase-diagram figures of an agreement run (``docs/gpu_h200_paper_scale.json``)
+    from the JSON alone: one panel per seed plus the majority over seeds; also write each diagram's
+    steps as ``<diagram>/phase_diagram.json`` for ``grokking-theory compare-authors``.
+
+    The script that drew ``docs/add_*_h200.png`` in 0.1 was not committed; this reconstruction
+    draws them with the package's own ``plot_phase_diagram`` and the title format of those figures.
+    """
+    from grokking_theory._phases import PhaseDiagram, grid
+    from grokking_theory._plot import plot_phase_diagram
+
+    data = json.loads(source.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    grids = {"add_r": ("authors", "mse"), "add_c": ("authors", "ce"), "add_r_reprlr": ("authors-reprlr", "mse")}
+    paths = []
+    for r in data["results"]:
+        name, loss = grids[r["diagram"]]
+        g = grid(name, loss)
+        seeds = r["seeds"]
+        dia = PhaseDiagram(x_name=g.x_name, x_values=g.x_values, y_name=g.y_name, y_values=g.y_values,
+                           seeds=seeds, budget=r["budget"], lag=1000.0,
+                           step_train=np.array(r["ours_train"]), step_test=np.array(r["ours_test"]),
+                           step_rqi=np.full(np.shape(r["ours_train"]), -1),
+                           final_rqi=np.full(np.shape(r["ours_train"]), np.nan),
+                           config=base_config(loss, seeds[0], r["budget"]))
+        if dia.phases.tolist() != r["ours_phases"]:
+            raise ValueError(f"{source}: {r['diagram']} phases do not follow from its steps")
+        title = (f"{r['diagram']}: 10^5 steps on H200, {100 * r['agreement_same_seed']:.1f} % cells as the "
+                 f"authors' seed-{seeds[0]} data")
+        paths.append(plot_phase_diagram(dia, out / f"{r['diagram']}_h200.png", title=title))
+        # the same steps as a phase_diagram.json, for `grokking-theory compare-authors`
+        (out / r["diagram"]).mkdir(exist_ok=True)
+        (out / r["diagram"] / "phase_diagram.json").write_text(json.dumps(dia.to_dict()))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--figures-from", type=Path, default=None,
+                    help="only redraw the phase-diagram PNGs from an agreement JSON (e.g. "
+                         "packages/grokking-theory/docs/gpu_h200_paper_scale.json) into --out")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="shared data folder")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench", help="output folder")
     ap.add_argument("--budget", type=int, default=10000, help="update budget of the agreement sweeps")
@@ -163,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None, help="wall limit per sweep (cells cut short are counted)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.figures_from is not None:
+        for path in h200_figures(args.figures_from, args.out):
+            print(path)
+        return 0
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     res: dict = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.machine(),
                  "cpus": os.cpu_count(), "torch": torch.__version__, "device": args.device,

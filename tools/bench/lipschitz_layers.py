@@ -1,23 +1,27 @@
-"""Forward+backward cost of lipschitz-core's layers against nn.Linear and the competitors.
+"""Forward+backward cost of lipschitz-core's layers against nn.Linear and the competitors, like for like.
 
-Side by side in one process: ``nn.Linear``, ``lipschitz_core.LipschitzLinear`` (every kind),
-``monotonicnetworks.LipschitzLinear`` 1.5.1 (the authors' layer, kinds one/inf/one-inf/two-inf)
-and ``deel.torchlip.SpectralLinear`` (spectral kind), plus frozen inference. Measurements are
-interleaved round-robin (each repeat times every competitor once), so load from other processes
-hits all of them alike; the table reports medians and ratios to ``nn.Linear``.
+Side by side in one process, per kind: ``nn.Linear``; ``lipschitz_core.LipschitzLinear`` with one
+scale per matrix (``vectorwise=False``, our default) and per row/column (``vectorwise=True``);
+``monotonicnetworks.LipschitzLinear`` 1.5.1 (the authors' layer: always vectorwise, so it is
+compared with our vectorwise layer); ``deel.torchlip.SpectralLinear`` for the spectral kind
+(note: deel also orthonormalizes its weight with Björck iterations on top of the spectral
+normalization, so it computes more than a norm bound). A "fused" variant compiles the
+constraint with ``torch.compile`` (no host sync, one graph) to see whether fusing the
+normalization meets the overhead target (<= 1.4x nn.Linear at width 64, batch 256). Eval
+(inference-mode) forwards compare nn.Linear, our layer in eval (cached normalized weight) and
+``freeze``. Measurements are interleaved round-robin, so load from other processes hits every
+competitor alike; tables report medians and ratios to ``nn.Linear``.
 
-    uv run tools/bench/lipschitz_layers.py --out results/bench_lipschitz_layers.md
+    uv run python tools/bench/lipschitz_layers.py --record packages/lipschitz-core/results/bench_lipschitz_layers.json
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -26,6 +30,8 @@ from torch import nn
 from lipschitz_core import KINDS, LipschitzLinear, freeze
 
 AUTHOR_KINDS = ("one", "inf", "one-inf", "two-inf")
+TARGET = 1.4
+DEVICE = torch.device("cpu")
 
 
 def make_step(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
@@ -54,110 +60,166 @@ def time_once(fn: Callable[[], None], inner: int) -> float:
     return (time.perf_counter() - start) / inner
 
 
-DEVICE = torch.device("cpu")
+class _Fused(nn.Module):
+    """Our layer's normalization as one compiled graph (no host sync; ``torch.where`` instead of the skip)."""
+
+    def __init__(self, layer: LipschitzLinear) -> None:
+        super().__init__()
+        self.layer = layer
+        target = layer.constraint.target(layer.weight_orig)
+        kind = layer.kind
+
+        def constrained_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            if kind == "inf":
+                n = w.abs().sum(dim=1).amax()
+            elif kind == "one":
+                n = w.abs().sum(dim=0).amax()
+            elif kind == "one-inf":
+                n = w.abs().amax()
+            else:  # two-inf
+                n = torch.linalg.vector_norm(w, ord=2, dim=1).amax()
+            scale = torch.clamp(target / n, max=1.0)
+            return torch.nn.functional.linear(x, w * scale, b)
+
+        self.fn = torch.compile(constrained_linear, dynamic=False, fullgraph=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, self.layer.weight_orig, self.layer.bias)
 
 
-def competitors(width: int, batch: int, kind: str) -> dict[str, tuple[nn.Module, str]]:
+def competitors(width: int, kind: str, fused: bool) -> dict[str, tuple[nn.Module, str]]:
     torch.manual_seed(0)
     out: dict[str, tuple[nn.Module, str]] = {"nn.Linear": (nn.Linear(width, width), "train")}
     ours = LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0)
-    out["lipschitz_core"] = (ours, "train")
-    # always_norm: the normalization is active on every step (the worst case for our layer;
-    # with the default, a weight inside the ball skips the division).
-    out["lipschitz_core always_norm"] = (LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0, always_norm=True), "train")
+    out["ours"] = (ours, "train")
+    out["ours always_norm"] = (LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0, always_norm=True), "train")
+    if kind != "two":
+        out["ours vectorwise"] = (LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0, vectorwise=True), "train")
     if kind in AUTHOR_KINDS:
         import monotonicnetworks
 
-        out["monotonicnetworks"] = (monotonicnetworks.LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0), "train")
+        out["monotonicnetworks (vectorwise)"] = (monotonicnetworks.LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0), "train")
     if kind == "two":
         from deel.torchlip import SpectralLinear
 
-        out["deel SpectralLinear"] = (SpectralLinear(width, width), "train")
+        out["deel SpectralLinear (+Björck)"] = (SpectralLinear(width, width), "train")
+    if fused and kind != "two":
+        out["ours fused (torch.compile)"] = (_Fused(LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0)), "train")
     out["nn.Linear (inference)"] = (nn.Linear(width, width), "infer")
-    out["lipschitz_core frozen (inference)"] = (freeze(ours), "infer")
+    out["ours eval (cached)"] = (LipschitzLinear(width, width, kind=kind, lipschitz_const=1.0), "infer")
+    out["ours frozen (inference)"] = (freeze(ours), "infer")
     return {name: (module.to(DEVICE), mode) for name, (module, mode) in out.items()}
 
 
-def run(widths: list[int], batches: list[int], repeats: int, threads: int) -> list[dict[str, object]]:
-    torch.set_num_threads(threads)
+def measure(width: int, batch: int, kind: str, repeats: int, fused: bool) -> dict[str, float]:
+    x = torch.randn(batch, width, device=DEVICE)
+    comps = competitors(width, kind, fused)
+    fns = {name: (make_step(m.train(), x) if mode == "train" else make_forward(m.eval(), x)) for name, (m, mode) in comps.items()}
+    base = time_once(fns["nn.Linear"], 3)
+    inner = max(1, int(0.02 / max(base, 1e-6)))  # ~20 ms per sample of nn.Linear training
+    for fn in fns.values():
+        time_once(fn, max(3, inner))  # warm-up (and compilation)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            samples[name].append(time_once(fn, inner))
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def run(configs: list[tuple[int, int]], repeats: int, fused_at: tuple[int, int] | None, log: Callable[[str], None]) -> list[dict]:
     rows = []
-    for width in widths:
-        for batch in batches:
-            x = torch.randn(batch, width, device=DEVICE)
-            for kind in KINDS:
-                comps = competitors(width, batch, kind)
-                fns = {name: (make_step(m.train(), x) if mode == "train" else make_forward(m.eval(), x)) for name, (m, mode) in comps.items()}
-                # calibrate inner loop to ~20 ms per sample on nn.Linear training
-                base = time_once(fns["nn.Linear"], 3)
-                inner = max(1, int(0.02 / max(base, 1e-6)))
-                for fn in fns.values():
-                    time_once(fn, inner)  # warm-up
-                samples: dict[str, list[float]] = {name: [] for name in fns}
-                for _ in range(repeats):
-                    for name, fn in fns.items():
-                        samples[name].append(time_once(fn, inner))
-                med = {name: statistics.median(v) for name, v in samples.items()}
-                row: dict[str, object] = {"width": width, "batch": batch, "kind": kind, "median_s": med}
-                row["ours_ratio"] = med["lipschitz_core"] / med["nn.Linear"]
-                row["ours_active_ratio"] = med["lipschitz_core always_norm"] / med["nn.Linear"]
-                if "monotonicnetworks" in med:
-                    row["authors_ratio"] = med["monotonicnetworks"] / med["nn.Linear"]
-                    row["ours_vs_authors"] = med["lipschitz_core"] / med["monotonicnetworks"]
-                if "deel SpectralLinear" in med:
-                    row["deel_ratio"] = med["deel SpectralLinear"] / med["nn.Linear"]
-                row["frozen_ratio"] = med["lipschitz_core frozen (inference)"] / med["nn.Linear (inference)"]
-                rows.append(row)
-                print(
-                    f"w={width:5d} b={batch:5d} {kind:8s} ours {row['ours_ratio']:.3f}x (always_norm {row['ours_active_ratio']:.3f}x)"
-                    + (f"  authors {row['authors_ratio']:.3f}x" if "authors_ratio" in row else "")
-                    + (f"  deel {row['deel_ratio']:.3f}x" if "deel_ratio" in row else "")
-                    + f"  frozen {row['frozen_ratio']:.3f}x",
-                    flush=True,
-                )
+    for width, batch in configs:
+        for kind in KINDS:
+            fused = fused_at == (width, batch)
+            med = measure(width, batch, kind, repeats, fused)
+            train = {k: v / med["nn.Linear"] for k, v in med.items() if k != "nn.Linear" and "inference" not in k and "eval" not in k}
+            infer = {k: v / med["nn.Linear (inference)"] for k, v in med.items() if "inference" in k or "eval" in k}
+            rows.append({"width": width, "batch": batch, "kind": kind, "median_s": med, "train_ratio": train, "infer_ratio": infer})
+            log(f"w={width} b={batch} {kind}: " + ", ".join(f"{k} {v:.2f}x" for k, v in {**train, **infer}.items()))
     return rows
 
 
-def to_markdown(rows: list[dict[str, object]], threads: int, repeats: int) -> str:
-    def fmt(v: object) -> str:
-        return f"{v:.2f}x" if isinstance(v, float) else "—"
+def payload(rows: list[dict], args: argparse.Namespace) -> dict:
+    def ratio(row: dict, key: str) -> float | str:
+        value = row["train_ratio"].get(key, row["infer_ratio"].get(key))
+        return round(value, 3) if value is not None else "—"
 
-    lines = [
-        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d')} on {platform.machine()} "
-        + (f"{torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else f"CPU ({torch.get_num_threads()} torch threads of {os.cpu_count()} cores)")
-        + f", torch {torch.__version__}, median of {repeats} interleaved repeats. "
-        "Ratios are forward+backward time over `nn.Linear` of the same shape; 'frozen' is inference time of "
-        "`freeze(layer)` over `nn.Linear` inference.",
-        "",
-        "| width | batch | kind | nn.Linear fwd+bwd (µs) | lipschitz-core | lipschitz-core always_norm | monotonicnetworks 1.5.1 | ours / authors | deel SpectralLinear | frozen inference |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        med = r["median_s"]
-        assert isinstance(med, dict)
-        lines.append(
-            f"| {r['width']} | {r['batch']} | {r['kind']} | {med['nn.Linear'] * 1e6:.0f} | {fmt(r['ours_ratio'])} | {fmt(r['ours_active_ratio'])} | "
-            f"{fmt(r.get('authors_ratio'))} | {fmt(r.get('ours_vs_authors'))} | {fmt(r.get('deel_ratio'))} | {fmt(r['frozen_ratio'])} |"
-        )
-    return "\n".join(lines) + "\n"
+    train_cols = ["ours", "ours always_norm", "ours vectorwise", "monotonicnetworks (vectorwise)", "deel SpectralLinear (+Björck)", "ours fused (torch.compile)"]
+    main = {
+        "name": "train",
+        "caption": "forward+backward time / nn.Linear (median of interleaved repeats, 1 torch thread)",
+        "columns": ["width", "batch", "kind", "nn.Linear (µs)"] + train_cols,
+        "rows": [[r["width"], r["batch"], r["kind"], round(r["median_s"]["nn.Linear"] * 1e6)] + [ratio(r, c) for c in train_cols] for r in rows],
+    }
+    infer_cols = ["ours eval (cached)", "ours frozen (inference)"]
+    infer = {
+        "name": "inference",
+        "caption": "inference-mode forward time / nn.Linear inference",
+        "columns": ["width", "batch", "kind", "nn.Linear (µs)"] + infer_cols,
+        "rows": [[r["width"], r["batch"], r["kind"], round(r["median_s"]["nn.Linear (inference)"] * 1e6)] + [ratio(r, c) for c in infer_cols] for r in rows],
+    }
+    target_rows = [r for r in rows if (r["width"], r["batch"]) == (64, 256) and r["kind"] != "two"]
+    verdict = []
+    for r in target_rows:
+        best_name, best = min(((k, v) for k, v in r["train_ratio"].items() if k in ("ours", "ours fused (torch.compile)")), key=lambda kv: kv[1])
+        verdict.append([r["kind"], round(r["train_ratio"]["ours"], 3), ratio(r, "ours fused (torch.compile)"), "met" if best <= TARGET else "missed", best_name])
+    target = {
+        "name": "target",
+        "caption": f"overhead target at width 64, batch 256: <= {TARGET}x nn.Linear (fwd+bwd)",
+        "columns": ["kind", "ours", "ours fused (torch.compile)", f"<= {TARGET}x", "best variant"],
+        "rows": verdict,
+    }
+    metrics = {f"{r['kind']}_w{r['width']}_b{r['batch']}": {"train": r["train_ratio"], "infer": r["infer_ratio"]} for r in rows}
+    metrics["target_met"] = {row[0]: row[3] == "met" for row in verdict}
+    return {
+        "experiment": "bench_lipschitz_layers",
+        "seeds": [0],
+        "config": {"configs": args.configs, "repeats": args.repeats, "threads": args.threads, "device": args.device, "fused_at": [64, 256],
+                   "torch": torch.__version__},
+        "metrics": metrics,
+        "tables": [main, infer, target],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
-    parser.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats per measurement")
+    parser.add_argument("--configs", nargs="+", default=["64x256", "256x256", "64x4096"], help="WIDTHxBATCH pairs")
+    parser.add_argument("--repeats", type=int, default=11, help="interleaved repeats per measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = least noise on a shared machine)")
-    parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    parser.add_argument("--no-fused", action="store_true", help="skip the torch.compile variant (compiling takes minutes on CPU)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--record", type=Path, default=None, help="write the stamped result record here (tools/records.py)")
+    parser.add_argument("--payload", type=Path, default=None, help="write the bare payload JSON here")
     args = parser.parse_args(argv)
+    try:
+        configs = [tuple(int(v) for v in c.lower().split("x")) for c in args.configs]
+        assert all(len(c) == 2 and min(c) >= 1 for c in configs)
+    except (ValueError, AssertionError):
+        parser.error(f"--configs must be WIDTHxBATCH pairs such as 64x256, got {args.configs}")
     global DEVICE
     DEVICE = torch.device(args.device)
-    rows = run(args.widths, args.batches, args.repeats, args.threads)
-    table = to_markdown(rows, args.threads, args.repeats)
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available here")
+    torch.set_num_threads(args.threads)
+    rows = run(configs, args.repeats, None if args.no_fused else (64, 256), lambda m: print(m, flush=True))
+    data = payload(rows, args)
+    for table in data["tables"]:
+        print(f"\n{table['caption']}\n| " + " | ".join(table["columns"]) + " |")
+        for row in table["rows"]:
+            print("| " + " | ".join(str(v) for v in row) + " |")
+    if args.payload:
+        import json
+
+        args.payload.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.payload.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(args.payload)
+    if args.record:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from records import write_record
+
+        write_record(args.record, data, command=["python", "tools/bench/lipschitz_layers.py", *(argv or sys.argv[1:])], package="lipschitz-core")
+        print(f"record written: {args.record}")
     return 0
 
 

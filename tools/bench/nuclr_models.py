@@ -1,20 +1,27 @@
-"""Benchmark: NuCLR on the three protocols beside the fitted SEMF, the nucleardatapy theory tables and
-WS4 / WS4+RBF (read from the shared data folder), plus the residual and lipschitz variants.
+"""Benchmark: NuCLR on the evaluation protocols, several seeds, beside the fitted SEMF, the
+nucleardatapy theory tables and WS4 / WS4+RBF (read from the shared data folder).
 
-Usage (CPU, reduced):  uv run python tools/bench/nuclr_models.py --folds 1 --epochs 100
-Usage (GPU, full):     uv run python tools/bench/nuclr_models.py --device cuda --sweep
+Usage (CPU, modest):  uv run python tools/bench/nuclr_models.py --epochs 100 --seeds 0,1 --workers 2
+Record:               uv run python tools/records.py run --record packages/nuclr/results/kfold.json \
+                          --payload results/nuclr/record.json -- uv run python tools/bench/nuclr_models.py ...
 
-``--sweep`` first picks weight decay / width / epochs / lr on a nucleus-level 80/20 split of the
-NUBASE2016-measured nuclei (never on any protocol's test rows of AME2020-new nuclei; for the k-fold
-protocols the choice is made on data those folds also contain, which we state in the README), then
-runs every protocol with the chosen config. Results are written as they come (JSON + markdown), and
-steps that would overrun ``--time-budget`` are skipped and listed as skipped.
+Steps (each written to the payload as soon as it finishes; steps past ``--time-budget`` are skipped
+and listed):
+
+1. validation: heads vs surface mode on a nucleus-level, mass-closed 80/20 split of the
+   NUBASE2016-measured nuclei (no AME2020-new nucleus, no test row of any protocol is used to
+   choose); the mode with the lower mean normalised RMS over the mass tasks is the default.
+2. mass-closed k-fold, both modes, every seed, all folds (models of the chosen mode saved for
+   ``nuclr table``).
+3. AME2016 -> 2020 (68 scored nuclei), both modes and the residual-to-WS3 variant, every seed.
+4. nucleus-leaky-derived (0.1's split, leaks) and random rows (leaks), first seed only: comparisons.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from dataclasses import replace
@@ -24,13 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nuclr._data import MASS_EXCESS_HYDROGEN_KEV, ground_states
+from nuclr._data import ground_states
 from nuclr._dataset import build_rows
-from nuclr._evaluate import evaluate, metrics_markdown, per_task_rms
+from nuclr._evaluate import closure_mask, evaluate, metrics_markdown, per_task_rms
+from nuclr._evaluate import format_rms_entry as _cell
 from nuclr._physics import TheoryTable
 from nuclr._train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[2]
+SHOW = ["binding", "s_n", "s_p", "s_2n", "q_alpha", "q_beta_minus", "q_ec", "charge_radius"]
 
 
 def read_ws4(path: Path) -> dict[str, TheoryTable]:
@@ -40,6 +49,8 @@ def read_ws4(path: Path) -> dict[str, TheoryTable]:
         f = line.split()
         if len(f) >= 4 and f[0].isdigit():
             arr.append([float(x) for x in f[:4]])
+    if not arr:
+        raise ValueError(f"{path}: no data rows (expected A Z WS4 WS4+RBF)")
     a = np.array(arr)
     z = a[:, 1].astype(int)
     n = a[:, 0].astype(int) - z
@@ -48,141 +59,247 @@ def read_ws4(path: Path) -> dict[str, TheoryTable]:
             "WS4+RBF": TheoryTable("WS4+RBF", z, n, a[:, 3] * 1000.0, nan)}
 
 
-SWEEP = [
-    {"weight_decay": 1e-4, "epochs": 300},
-    {"weight_decay": 1e-2, "epochs": 300},
-    {"weight_decay": 1e-1, "epochs": 300},
-    {"weight_decay": 1e-2, "epochs": 1000},
-    {"weight_decay": 1e-1, "epochs": 1000},
-    {"weight_decay": 1e-2, "epochs": 1000, "width": 256},
-]
-
-
-def _sweep_one(train_rows, val_rows, cfg: TrainConfig, seed: int, device: str) -> tuple[dict, float]:
+def _val_one(train_rows, val_rows, cfg: TrainConfig, seed: int, device: str) -> dict:
     torch.set_num_threads(1)
-    t0 = time.perf_counter()
     model = train(train_rows, cfg, seed=seed, device=device)
-    res = per_task_rms(val_rows, model.predict_rows(val_rows.z, val_rows.n, val_rows.task))
-    return res, time.perf_counter() - t0
+    return per_task_rms(val_rows, model.predict_rows(val_rows.z, val_rows.n, val_rows.task))
 
 
-def sweep(base: TrainConfig, device: str, seed: int, log, scale: float = 1.0, workers: int = 1) -> tuple[TrainConfig, list[dict]]:
+def validation(base: TrainConfig, device: str, seed: int, workers: int) -> dict:
+    """heads vs surface on a mass-closed nucleus-level 80/20 split of NUBASE2016-measured nuclei."""
     rows = build_rows(ground_states(2016), base.tasks)
     rng = np.random.default_rng(1234)
     nuclei = np.unique(rows.nucleus_id)
     val = set(rng.choice(nuclei, nuclei.size // 5, replace=False).tolist())
     is_val = np.array([i in val for i in rows.nucleus_id.tolist()])
-    results = []
-    overs = [{**o, "epochs": max(1, round(o["epochs"] * scale))} for o in SWEEP]
-    cfgs = [replace(base, **o) for o in overs]
-    tr, va = rows.subset(~is_val), rows.subset(is_val)
+    held = {(int(a), int(b)) for a, b in zip(rows.z[is_val], rows.n[is_val])}
+    tr = rows.subset(~is_val & closure_mask(rows, held))
+    va = rows.subset(is_val)
+    zs, ns = set(tr.z.tolist()), set(tr.n.tolist())
+    va = va.subset(np.array([(a in zs) and (b in ns) for a, b in zip(va.z.tolist(), va.n.tolist())], bool))
+    modes = ("heads", "surface")
+    cfgs = [replace(base, observables=m) for m in modes]
     if workers > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(min(workers, len(cfgs)), mp_context=mp.get_context("spawn")) as pool:
-            outs = list(pool.map(_sweep_one, [tr] * len(cfgs), [va] * len(cfgs), cfgs, [seed] * len(cfgs),
-                                 [device] * len(cfgs)))
+        with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+            outs = list(pool.map(_val_one, [tr, tr], [va, va], cfgs, [seed, seed], [device, device]))
     else:
-        outs = [_sweep_one(tr, va, c, seed, device) for c in cfgs]
-    for over, (res, secs) in zip(overs, outs):
-        results.append({"overrides": over, "val_binding_rms_kev": res["binding"]["rms"],
-                        "val": {k: r["rms"] for k, r in res.items()}, "seconds": secs})
-        log(f"sweep {over}: binding {res['binding']['rms']:.0f} keV ({secs:.0f} s)")
-    best = min(results, key=lambda r: r["val_binding_rms_kev"])
-    return replace(base, **best["overrides"]), results
+        outs = [_val_one(tr, va, c, seed, device) for c in cfgs]
+    res = dict(zip(modes, outs))
+    mass_tasks = [t for t in base.tasks if t != "charge_radius"]
+    ref = res["heads"]
+    score = {m: float(np.mean([res[m][t]["rms"] / ref[t]["rms"] for t in mass_tasks])) for m in modes}
+    chosen = "surface" if score["surface"] <= score["heads"] else "heads"
+    return {"split": "NUBASE2016-measured nuclei, 20% held out (mass-closed), seed 1234", "rms": res,
+            "mean_relative_rms_vs_heads": score, "chosen": chosen}
+
+
+def protocol_table(name: str, caption: str, runs: list[tuple[str, dict]], baselines_from: dict,
+                   baseline_names: list[str]) -> dict:
+    """Rows: each model run, then the baselines (scored on the rows of ``baselines_from``), then n."""
+    tasks = [t for t in SHOW if t in baselines_from["model"]]
+    rows = []
+    for label, res in runs:
+        rows.append([label, *(_cell(res["model"].get(t)) for t in tasks)])
+        if res is not baselines_from:
+            rows.append([f"  rows scored ({label})", *(str(res["model"].get(t, {}).get("n", "–")) for t in tasks)])
+    for b in baseline_names:
+        if b in baselines_from["baselines"]:
+            rows.append([b, *(_cell(baselines_from["baselines"][b].get(t)) for t in tasks)])
+    rows.append(["rows scored (model and baselines above)", *(str(baselines_from["model"][t]["n"]) for t in tasks)])
+    return {"name": name, "caption": caption, "columns": ["model", *tasks], "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="shared data folder (WS4)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "nuclr", help="output folder")
+    parser.add_argument("--payload", type=Path, default=None, help="payload JSON for tools/records.py (default OUT/record.json)")
     parser.add_argument("--device", default="cpu", help="cpu|cuda")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--k", type=int, default=5, help="folds of the random and nucleus-kfold protocols")
+    parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
+    parser.add_argument("--k", type=int, default=5, help="folds of the k-fold protocols")
     parser.add_argument("--folds", type=int, default=None, help="run only the first FOLDS folds")
     parser.add_argument("--epochs", type=int, default=None, help="override TrainConfig.epochs")
-    parser.add_argument("--sweep", action="store_true", help="choose hyperparameters on a NUBASE2016 validation split first")
-    parser.add_argument("--sweep-scale", type=float, default=1.0, help="multiply the sweep's epochs (smoke tests)")
+    parser.add_argument("--width", type=int, default=None, help="override TrainConfig.width")
     parser.add_argument("--time-budget", type=float, default=3600.0, help="skip steps once this many seconds have passed")
     parser.add_argument("--residual-table", default="WS3", help="theory table of the residual variant")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1, help="parallel training processes (folds, sweep points)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel training processes")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the intervals")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the validation and the finished runs of OUT/bench_models.json; run only the rest")
+    parser.add_argument("--not-run-reason", default=None, help="why planned runs have no result (for the record)")
+    parser.add_argument("--only", default=None, help="semicolon-separated run names (as in the plan) to run")
+    parser.add_argument("--run-seeds", default=None,
+                        help="NAME=SEEDS;... override the seeds of named runs (e.g. 'mass-closed, surface=0')")
     args = parser.parse_args(argv)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
+    payload_path = args.payload or args.out / "record.json"
     ws4_path = args.data / "nuclear" / "ws4" / "WS4.txt"
     if not ws4_path.exists():
         parser.error(f"missing {ws4_path}; pass --data pointing at the shared data folder")
     extra = read_ws4(ws4_path)
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{platform.processor() or 'CPU'} (2-core shared)"
+    base = TrainConfig()
+    over = {k: v for k, v in (("epochs", args.epochs), ("width", args.width)) if v is not None}
+    base = replace(base, **over)
     report: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "device": device_name,
-                    "runs": {}, "skipped": []}
+                    "seeds": list(seeds), "config": base.to_dict(), "runs": {}, "skipped": []}
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f} s] {msg}", flush=True)
 
     def save() -> None:
-        (args.out / "bench_models.json").write_text(json.dumps(report, indent=2))
+        tables = []
+        runs = report["runs"]
+        chosen = report.get("validation", {}).get("chosen", "surface")
+        other = "heads" if chosen == "surface" else "surface"
+        bnames = ["SEMF (fitted)", "FRDM1995", "DZ1995", "HFB26", "WS3", "BSkG3", "WS4", "WS4+RBF"]
+        mc = [(f"NuCLR, {m}" + (" (default)" if m == chosen else ""), runs[f"mass-closed, {m}"])
+              for m in (chosen, other) if f"mass-closed, {m}" in runs]
+        if mc:
+            r0 = mc[0][1]
+            tables.append(protocol_table(
+                "mass_closed",
+                f"Mass-closed nucleus-level {r0['k']}-fold ({r0['folds_run']} folds run, seeds {r0['seeds']}): RMS "
+                f"(keV; radius fm), mean over seeds [95% bootstrap interval over nuclei]; † = fitted to data containing "
+                f"the test nuclei; dropped nuclei (Z or N never trained): {r0['dropped_nuclei']}", mc, r0, bnames))
+        am = [(f"NuCLR, {m}" + (" (default)" if m == chosen else ""), runs[f"ame2016-to-2020, {m}"])
+              for m in (chosen, other) if f"ame2016-to-2020, {m}" in runs]
+        res_key = f"ame2016-to-2020, residual to {args.residual_table}"
+        if res_key in runs:
+            am.append((f"NuCLR residual to {args.residual_table}, {chosen}", runs[res_key]))
+        if am:
+            r0 = am[0][1]
+            tables.append(protocol_table(
+                "ame2016_to_2020",
+                f"AME2016 -> 2020: trained on NUBASE2016-measured nuclei, tested on the {r0['n_test_nuclei']} nuclei "
+                f"first measured in 2020 (of {r0['folds'][0]['n_new_nuclei']} new; dropped {r0['dropped_nuclei']}); "
+                f"seeds {r0['seeds']}; same rows for every column", am, r0, bnames))
+            # like-with-like headline row
+            if res_key in runs:
+                rr = runs[res_key]
+                entries = [rr["model"]["binding"], *(rr["baselines"][b]["binding"] for b in
+                                                      ("WS4", "WS4+RBF", args.residual_table))]
+                tables.append({"name": "headline",
+                               "caption": "Binding RMS (keV) [95% CI] on the AME2016 -> 2020 nuclei, every column on "
+                                          "the same nuclei (none of these tables was fitted to AME2020)",
+                               "columns": ["nuclei", f"NuCLR residual to {args.residual_table}", "WS4", "WS4+RBF",
+                                           args.residual_table],
+                               "rows": [[entries[0]["n"], *(_cell(e) for e in entries)]]})
+        lk = [(name, runs[name]) for name in ("nucleus-leaky-derived, " + chosen, "random, " + chosen) if name in runs]
+        if lk:
+            rows = []
+            for label, res in lk:
+                rows.append([label + " (LEAKS)", *(_cell(res["model"].get(t)) for t in SHOW if t in res["model"])])
+                rows.append(["  WS3, same rows", *(_cell(res["baselines"]["WS3"].get(t)) for t in SHOW if t in res["model"])])
+            tables.append({"name": "leaky", "caption": "Leaky protocols, for comparison with the papers (first seed)",
+                           "columns": ["protocol", *[t for t in SHOW if t in lk[0][1]["model"]]], "rows": rows})
+        cons = runs.get("mass-closed, heads", {}).get("heads_vs_surface_rms")
+        if cons:
+            tables.append({"name": "consistency",
+                           "caption": "heads mode: RMS (keV) between each observable's own head and the same observable "
+                                      "computed from the binding head (mass-closed test rows)",
+                           "columns": ["observable", "heads vs mass surface (keV)"],
+                           "rows": [[k, v] for k, v in cons.items()], "formats": {"heads vs mass surface (keV)": ".0f"}})
+        if "validation" in report:
+            v = report["validation"]
+            tables.append({"name": "validation", "caption": v["split"] + "; chosen default: " + v["chosen"],
+                           "columns": ["mode", *[t for t in SHOW if t in v["rms"]["heads"]], "mean RMS / heads"],
+                           "rows": [[m, *(v["rms"][m][t]["rms"] for t in SHOW if t in v["rms"][m]),
+                                     v["mean_relative_rms_vs_heads"][m]] for m in ("heads", "surface")],
+                           "formats": {t: ".0f" for t in SHOW if t != "charge_radius"} | {"charge_radius": ".4f",
+                                                                                             "mean RMS / heads": ".3f"}})
+        metrics = {name: {"model": res["model"], "baselines": res["baselines"], "dropped_nuclei": res["dropped_nuclei"],
+                          "seeds": res["seeds"], "folds_run": res["folds_run"], "seconds": res.get("seconds")}
+                   for name, res in runs.items()}
+        metrics["validation"] = report.get("validation")
+        metrics["skipped"] = report["skipped"]
+        metrics["not_run"] = report.get("not_run", [])
+        if report.get("not_run"):
+            tables.append({"name": "not_run", "caption": "Planned runs without a result in this record",
+                           "columns": ["run", "why"], "rows": [[name, report.get("not_run_reason", "skipped")]
+                                                               for name in report["not_run"]]})
+        payload = {"experiment": "nuclr_models", "seeds": list(seeds),
+                   "config": {**base.to_dict(), "k": args.k, "folds": args.folds, "device": device_name,
+                              "workers": args.workers, "n_boot": args.n_boot},
+                   "metrics": metrics, "tables": tables}
+        for path, obj in ((payload_path, payload), (args.out / "bench_models.json", report)):
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(obj, indent=2))
+            os.replace(tmp, path)
         md = [f"Date {report['date']}, device: {report['device']}", ""]
-        for name, res in report["runs"].items():
-            md += [f"### {name}", "", f"protocol {res['protocol']}, folds run {res['folds_run']}/{res['k']}, "
-                   f"epochs {res['config']['epochs']}, width {res['config']['width']}, "
-                   f"wd {res['config']['weight_decay']}, body {res['config']['body']}, "
-                   f"{res['seconds']:.0f} s", "", metrics_markdown(res), ""]
-            if "leakage_curve" in res:
-                md += ["leakage curve: " + ", ".join(f"{c['other_tasks_in_train']} other tasks -> {c['binding_rms_kev']:.0f} keV (n={c['n']})" for c in res["leakage_curve"]), ""]
-        if report["skipped"]:
-            md.append("skipped (time budget): " + ", ".join(report["skipped"]))
+        for name, res in runs.items():
+            md += [f"### {name}", "", f"{res['seconds']:.0f} s", "", metrics_markdown(res), ""]
         (args.out / "bench_models.md").write_text("\n".join(md) + "\n")
 
-    base = TrainConfig()
-    if args.epochs is not None:
-        base = replace(base, epochs=args.epochs)
-    if args.sweep:
-        base, sw = sweep(base, args.device, args.seed, log, args.sweep_scale, args.workers)
-        report["sweep"] = sw
-        report["chosen_config"] = base.to_dict()
-        save()
+    previous = args.out / "bench_models.json"
+    if args.resume and previous.exists():
+        old = json.loads(previous.read_text())
+        report["validation"] = old["validation"]
+        report["runs"] = old["runs"]
+        report["date"] = old["date"] + " (resumed " + report["date"] + ")"
+        v = report["validation"]
+        log(f"resumed: validation chose {v['chosen']}; finished runs {list(report['runs'])}")
+    else:
+        v = validation(base, args.device, seeds[0], args.workers)
+        report["validation"] = v
+        log(f"validation: {v['mean_relative_rms_vs_heads']} -> default {v['chosen']}")
+    save()
+    only = None if args.only is None else {x.strip() for x in args.only.split(";")}
+    seed_over = {}
+    for item in (args.run_seeds or "").split(";"):
+        if item.strip():
+            key, val = item.rsplit("=", 1)
+            seed_over[key.strip()] = tuple(int(x) for x in val.split(","))
+    chosen = v["chosen"]
+    other = "heads" if chosen == "surface" else "surface"
     plan = [
-        ("nucleus-kfold", "nucleus-kfold", base),
-        ("ame2016-to-2020", "ame2016-to-2020", base),
-        (f"nucleus-kfold, residual to {args.residual_table}", "nucleus-kfold", replace(base, residual_table=args.residual_table)),
-        ("ame2016-to-2020, lipschitz body", "ame2016-to-2020", replace(base, body="lipschitz")),
-        ("random (leaky)", "random", base),
-        (f"ame2016-to-2020, residual to {args.residual_table}", "ame2016-to-2020", replace(base, residual_table=args.residual_table)),
+        (f"mass-closed, {chosen}", "mass-closed", replace(base, observables=chosen), seeds, True),
+        (f"ame2016-to-2020, {chosen}", "ame2016-to-2020", replace(base, observables=chosen), seeds, False),
+        (f"ame2016-to-2020, residual to {args.residual_table}", "ame2016-to-2020",
+         replace(base, observables=chosen, residual_table=args.residual_table), seeds, False),
+        (f"mass-closed, {other}", "mass-closed", replace(base, observables=other), seeds, False),
+        (f"ame2016-to-2020, {other}", "ame2016-to-2020", replace(base, observables=other), seeds, False),
+        (f"nucleus-leaky-derived, {chosen}", "nucleus-leaky-derived", replace(base, observables=chosen), seeds[:1], False),
+        (f"random, {chosen}", "random", replace(base, observables=chosen), seeds[:1], False),
     ]
-    per_fold = None
-    for name, protocol, cfg in plan:
+    per_model: float | None = None
+    for name, protocol, cfg, run_seeds, save_models in plan:
+        if name in report["runs"] or (only is not None and name not in only):
+            continue
+        run_seeds = seed_over.get(name, run_seeds)
+        n_models = len(run_seeds) * (1 if protocol == "ame2016-to-2020" else (args.folds or args.k))
         elapsed = time.perf_counter() - start
-        n_folds = 1 if protocol == "ame2016-to-2020" else (args.folds or args.k)
-        if protocol == "random" or cfg.residual_table:
-            n_folds = min(n_folds, 2)
-        if args.workers > 1:
-            n_folds = 1 if n_folds <= args.workers else 2
-        if per_fold is not None and elapsed + per_fold * n_folds > args.time_budget:
+        if per_model is not None and elapsed + per_model * n_models / max(1, args.workers) > args.time_budget:
             report["skipped"].append(name)
             log(f"skip {name}")
+            save()
             continue
         t0 = time.perf_counter()
-        folds = 1 if protocol == "ame2016-to-2020" else args.folds
-        if protocol == "random" or cfg.residual_table:  # comparisons: two of the k folds
-            folds = min(2, folds or args.k) if protocol != "ame2016-to-2020" else 1
-        res = evaluate(protocol, cfg, k=args.k, folds_to_run=folds, seed=args.seed, device=args.device,
-                       extra_tables=extra, workers=args.workers)
+        out = args.out / name.replace(", ", "_").replace(" ", "_")
+        res = evaluate(protocol, cfg, k=args.k, folds_to_run=args.folds, seed=0, seeds=run_seeds, device=args.device,
+                       extra_tables=extra, workers=args.workers, out_dir=out, save_models=save_models,
+                       n_boot=args.n_boot)
         res.pop("_models")
         res["seconds"] = time.perf_counter() - t0
-        per_fold = max(per_fold or 0.0, res["seconds"] / res["folds_run"])
+        per_model = max(per_model or 0.0, res["seconds"] * max(1, args.workers) / (len(run_seeds) * res["folds_run"]))
         report["runs"][name] = res
-        log(f"{name}: binding {res['model']['binding']['rms']:.0f} keV ({res['seconds']:.0f} s)")
+        b = res["model"]["binding"]
+        log(f"{name}: binding {b['rms']:.0f} keV [{b['ci95'][0]:.0f}, {b['ci95'][1]:.0f}] on {b['n']} nuclei "
+            f"({res['seconds']:.0f} s); dropped nuclei {res['dropped_nuclei']}")
         save()
-    # sanity: WS4 vs all measured (the shared data README quotes 0.295 MeV)
-    f = ground_states(2020)
-    m = f[(f.z >= 8) & (f.n >= 8) & f.mass_measured]
-    ws4 = extra["WS4"].lookup(m.z.values, m.n.values, "binding_energy_kev")
-    report["ws4_all_measured_binding_rms_kev"] = float(np.sqrt(np.nanmean((ws4 - m.binding_energy_kev.values) ** 2)))
-    assert MASS_EXCESS_HYDROGEN_KEV > 0
+    report["not_run"] = [name for name, *_ in plan if name not in report["runs"]]
+    if args.not_run_reason:
+        report["not_run_reason"] = args.not_run_reason
     save()
     print((args.out / "bench_models.md").read_text())
     return 0

@@ -162,6 +162,6 @@ def test_cluster_count_from_the_emd_curve():
         x = np.concatenate([c + rng.normal(0, 0.1, (10, 2)) for c in centres])
         events.append((x, np.full(len(x), 1 / len(x))))
         truth.append(n)
-    result = cluster_events(events, ks=(2, 3, 4, 5, 6), config=FitConfig(mode="accurate", steps=100, lr=0.02))
+    result = cluster_events(events, ks=(2, 3, 4, 5, 6), method="equal-weight", config=FitConfig(mode="accurate", steps=100, lr=0.02))
     assert result.k.tolist() == truth
     assert np.all(result.curves <= result.exact_curves * (1 + 1e-9))

@@ -37,7 +37,7 @@ def test_fit_sample_impute_save_load(tmp_path) -> None:
     assert filled.notna().all().all()
     observed = gapped["body.x"].notna()
     np.testing.assert_array_equal(filled.loc[observed, "body.x"], gapped.loc[observed, "body.x"])
-    bounds = model.intervals(gapped, n_samples=5)
+    bounds = model.intervals(gapped, n_samples=19)
     assert (bounds["body.y:lower"] <= bounds["body.y:upper"]).all()
     # observed cells have zero-width intervals at the observed value
     np.testing.assert_allclose(bounds.loc[observed, "body.x:lower"], gapped.loc[observed, "body.x"], atol=1e-4)

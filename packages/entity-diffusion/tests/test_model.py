@@ -39,7 +39,7 @@ def _table(n: int = 40, seed: int = 0) -> pd.DataFrame:
 
 def _model(frame: pd.DataFrame, **kw) -> tuple[Schema, KBFormer]:
     torch.manual_seed(0)
-    schema = Schema.infer(frame, max_categories=5)
+    schema = Schema.infer(frame, max_categories=5, overrides={"name": "text"} if "name" in frame else None)
     return schema, KBFormer(schema, ModelConfig(**{**TINY.to_dict(), **kw}))
 
 

@@ -42,7 +42,8 @@ def test_nested_records_flatten_to_key_paths_with_native_missing() -> None:
 
 
 def test_schema_inference_and_override() -> None:
-    schema = Schema.infer(PHONES, max_categories=3)
+    with pytest.warns(UserWarning, match="modelled as free text"):
+        schema = Schema.infer(PHONES, max_categories=3)
     kinds = {p.name: p.kind for p in schema.properties}
     assert kinds == {"phone.weight": NUMERICAL, "phone.launch.year": NUMERICAL, "phone.launch.month": NUMERICAL,
                      "phone.model": TEXT, "phone.oem": TEXT}
@@ -66,7 +67,7 @@ def test_encode_decode_round_trip_and_json() -> None:
         "t": [f"item {i}" for i in range(50)],
     })
     frame.loc[[3, 7], "x"] = np.nan
-    schema = Schema.infer(frame, max_categories=5)
+    schema = Schema.infer(frame, max_categories=5, overrides={"t": "text"})
     encoded = schema.encode(frame)
     assert encoded.present[:, schema.names.index("x")].sum() == 48
     decoded = schema.decode(encoded)
@@ -153,3 +154,49 @@ def test_nan_numeric_is_missing_and_inf_is_an_error() -> None:
     assert np.isfinite(encoded.num.numpy()).all()
     with pytest.raises(SchemaError, match="not finite"):
         schema.encode(pd.DataFrame({"x": [np.inf]}))
+
+
+def test_many_distinct_strings_become_text_with_a_warning_and_a_schema_note() -> None:
+    frame = pd.DataFrame({"city": [f"town {i}" for i in range(60)], "x": np.arange(60.0)})
+    with pytest.warns(UserWarning, match="'city': 60 distinct strings .* free text"):
+        schema = Schema.infer(frame)
+    assert schema["city"].kind == TEXT
+    assert "60 distinct strings > max_categories=50" in schema["city"].note
+    assert "free text" in json.loads(schema.to_json())["properties"][schema.names.index("city")]["note"]
+    from entity_diffusion._schema import describe
+
+    assert "free text" in describe(schema)
+    # an explicit override is a decision, not a surprise: no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Schema.infer(frame, overrides={"city": TEXT})
+
+
+def test_text_longer_than_max_len_is_cut_with_a_warning() -> None:
+    frame = pd.DataFrame({"t": ["short", "x" * 60], "y": [1.0, 2.0]})
+    with pytest.warns(UserWarning, match="'t': 1 text values longer than max_text_len=48"):
+        schema = Schema.infer(frame, overrides={"t": TEXT})
+    with pytest.warns(UserWarning, match="cut to that length"):
+        decoded = schema.decode(schema.encode(frame))
+    assert decoded["t"].tolist() == ["short", "x" * 48]
+
+
+def test_datetime_columns_round_trip_as_numbers() -> None:
+    stamps = pd.to_datetime(["2019-03-01", "2020-07-15 12:30", None, "2021-01-02", "2018-11-30"], format="ISO8601")
+    frame = pd.DataFrame({"when": stamps, "x": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    schema = Schema.infer(frame)
+    prop = schema["when"]
+    assert prop.kind == NUMERICAL and prop.datetime and "date/time" in prop.note
+    decoded = schema.decode(schema.encode(frame))
+    assert decoded["when"].dtype.kind == "M"
+    assert decoded["when"].isna().tolist() == frame["when"].isna().tolist()
+    error = (decoded["when"] - frame["when"]).abs().max()
+    assert error < pd.Timedelta(seconds=1), error
+    again = Schema.from_json(schema.to_json())
+    assert again["when"].datetime
+    with pytest.raises(MixedTypeError, match="'when' mixes value types"):
+        Schema.infer(pd.DataFrame({"when": [pd.Timestamp("2020-01-01"), 3.0]}, dtype=object))
+    with pytest.raises(SchemaError, match="timezone-aware"):
+        Schema.infer(pd.DataFrame({"when": pd.to_datetime(["2020-01-01", "2020-02-01"]).tz_localize("UTC")}))

@@ -1,5 +1,7 @@
+import itertools
 import json
 
+import numpy as np
 import pytest
 
 from grokking_theory._cli import main
@@ -16,7 +18,14 @@ def test_train_writes_metrics_and_checkpoint(tmp_path, capsys):
     assert run["seed"] == 58 and "torch" in run["versions"]
     capsys.readouterr()
     assert main(["rqi", "--checkpoint", str(out / "model.safetensors")]) == 0
-    assert 0.0 <= json.loads(capsys.readouterr().out)["rqi"] <= 1.0
+    # the RQI of the stored embedding, recomputed by brute force over the 70 ideal parallelograms
+    from safetensors.numpy import load_file
+
+    e = load_file(str(out / "model.safetensors"))["reprs"].astype(np.float64)
+    z = (e - e.mean(0)) / e.std(0, ddof=1)
+    quads = [(i, j, m, n) for i, j, m, n in itertools.product(range(10), repeat=4) if i < j <= m < n and i + n == j + m]
+    expect = sum(((z[i] + z[n] - z[j] - z[m]) ** 2).mean() < 0.01 for i, j, m, n in quads) / len(quads)
+    assert json.loads(capsys.readouterr().out)["rqi"] == pytest.approx(expect)
     assert main(["plot", str(out)]) == 0
 
 

@@ -38,10 +38,24 @@ def test_empty_or_bad_sweeps_raise():
         phase_diagram(cfg, x_name="eta_dec", x_values=[1], y_name="eta_dec", y_values=[1e-3])
 
 
-def test_tiny_diagram_shapes_and_codes():
-    cfg = ToyConfig(steps=60, rng_order="sweep", width=16)
-    dia = phase_diagram(cfg, x_name="weight_decay_dec", x_values=[0, 5], y_name="eta_dec",
-                        y_values=[1e-3, 1e-2], seeds=[1, 2])
-    assert dia.step_train.shape == (2, 2, 2)
-    assert set(np.unique(dia.phases)) <= {0, 1, 2, 3}
-    assert sum(dia.phase_counts().values()) == 8
+def test_tiny_diagram_cells_are_the_runs_they_name():
+    from grokking_theory import train_toy
+
+    cfg = ToyConfig(steps=300, rng_order="sweep", width=32, eta_reprs=1e-2)
+    dia = phase_diagram(cfg, x_name="weight_decay_dec", x_values=[0], y_name="eta_dec",
+                        y_values=[3e-3, 1e-2], seeds=[58, 3], lag=100)
+    assert dia.step_train.shape == (2, 2, 1)
+    names = {0: "comprehension", 1: "grokking", 2: "memorization", 3: "confusion"}
+    for (si, yi, xi), code in np.ndenumerate(dia.phases):
+        # Table 1 by hand on the cell's steps; the seed-58 cells also against the faithful
+        # single-run trainer (same seed, lr, wd), so a cell holds the run it names
+        tr, te = int(dia.step_train[si, yi, xi]), int(dia.step_test[si, yi, xi])
+        if dia.seeds[si] == 58:
+            run = train_toy(cfg.replace(seed=58, eta_dec=dia.y_values[yi], weight_decay_dec=dia.x_values[xi]))
+            assert abs(tr - (-1 if run.step_train is None else run.step_train)) <= 2
+            assert abs(te - (-1 if run.step_test is None else run.step_test)) <= 2
+        hand = ("confusion" if tr < 0 else "memorization" if te < 0
+                else "grokking" if te - tr >= 100 else "comprehension")
+        assert names[int(code)] == hand
+    assert dia.phase_counts() == {n: int((dia.phases == k).sum()) for k, n in names.items()}
+    assert len(set(dia.phases.flatten().tolist())) >= 3  # the cells chosen do not all share a phase

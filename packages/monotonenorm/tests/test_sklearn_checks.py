@@ -10,7 +10,13 @@ from monotonenorm import MonotonicClassifier, MonotonicRegressor
 # Checks that sklearn itself skips here, and why (none is excluded by us):
 # - check_array_api_input: needs the SCIPY_ARRAY_API environment variable (array-API inputs).
 # - check_*_data_not_an_array: needs pandas, which is not a dependency of this package.
-EXPECTED_FAILED: dict[str, str] = {}
+# Expected to fail, since fit takes sample_weight (0.2):
+EXPECTED_FAILED: dict[str, str] = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "minibatch Adam with a random validation split: a weight of 2 and a repeated row give the same loss "
+        "but not the same batches, split or optimisation path (as for sklearn's own SGD estimators)"
+    ),
+}
 
 
 @pytest.mark.slow

@@ -45,10 +45,39 @@ def test_interpret_without_symbolic(tmp_path):
     for f in ("embedding_helix.png", "embedding_parity.png", "hidden_pca.png"):
         assert (tmp_path / f).stat().st_size > 10_000
     assert "Interpretability" in md
+    # the compact formula's bar is the liquid drop fitted to the same nuclei (independent fit here)
+    from sklearn.linear_model import LinearRegression
+
+    f = data.ground_states(2020, radii=False)
+    m = f[(f.z >= 8) & (f.n >= 8) & f.mass_measured]
+    z, n, b = m.z.to_numpy(float), m.n.to_numpy(float), m.binding_energy_kev.to_numpy()
+    a = z + n
+    pair = np.where((z % 2 == 0) & (n % 2 == 0), 1.0, np.where((z % 2 == 1) & (n % 2 == 1), -1.0, 0.0))
+    x = np.stack([a, a ** (2 / 3), z * (z - 1) / a ** (1 / 3), (n - z) ** 2 / a, pair / np.sqrt(a)], 1)
+    lr = LinearRegression(fit_intercept=False).fit(x, b)
+    semf_rms = np.sqrt(np.mean((lr.predict(x) - b) ** 2))
+    cf = s["compact_formula"]
+    assert cf["semf_fitted_same_nuclei_rms_kev"] == pytest.approx(semf_rms, rel=1e-6)
+    assert cf["beats_semf_fitted_same_nuclei"] == (cf["binding_rms_kev"] < semf_rms and cf["n_terms"] <= 15)
+    assert "below the SEMF fitted to the same nuclei" in md
+
+
+def test_symbolic_regression_with_pyoperon_recovers_a_product():
+    from nuclr.interpret import symbolic_backend, symbolic_components
+
+    assert symbolic_backend() == "operon"  # pyoperon is a dependency; gplearn is the fallback
+    rng = np.random.default_rng(0)
+    z = rng.integers(8, 100, 400)
+    n = rng.integers(8, 150, 400)
+    pcs = (z * n / 1000.0 + 0.01 * z)[:, None]
+    (res,) = symbolic_components(z, n, pcs, quick=True, seed=0, backend="operon")
+    assert res["backend"] == "pyoperon" and res["r2"] > 0.99, res["program"]
+    with pytest.raises(ValueError, match="backend"):
+        symbolic_backend("pysr")
 
 
 @pytest.mark.slow
-def test_interpret_with_gplearn(tmp_path):
+def test_interpret_with_symbolic_regression(tmp_path):
     interpret(_tiny_model(), tmp_path, symbolic=True, quick=True, figures=False)
     s = json.loads((tmp_path / "interpret.json").read_text())
     assert len(s["symbolic_pcs"]) == 3

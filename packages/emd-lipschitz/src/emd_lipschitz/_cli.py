@@ -1,4 +1,4 @@
-"""Console script ``emd-lipschitz``: estimate, fit, cluster."""
+"""Console script ``emd-lipschitz``: estimate, fit, cluster, bench."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emd-lipschitz", description="Energy Mover's Distance from certified 1-Lipschitz critics: estimate, fit shapes, cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="benchmark exact vs Sinkhorn vs GeomLoss vs the critic (see 'emd-lipschitz bench --help')", add_help=False)
     p = sub.add_parser("estimate", help="EMD between two clouds (CSV with columns x,y[,weight])")
     p.add_argument("a", type=Path, help="first cloud: CSV with header x,y[,weight]")
     p.add_argument("b", type=Path, help="second cloud: CSV with header x,y[,weight]")
@@ -35,13 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", choices=SHAPE_NAMES, default="ring", help="shape to fit (default ring)")
     p.add_argument("--n", type=int, default=200, help="points in the shape (default 200; 'points': number of points k, default 3 if --k unset)")
     p.add_argument("--k", type=int, default=3, help="number of points for --shape points (default 3)")
-    p.add_argument("--mode", choices=("accurate", "paper", "exact"), default="accurate", help="fitting mode (default accurate)")
+    p.add_argument("--mode", choices=("exact", "accurate", "paper"), default="exact", help="fitting mode (default exact: POT's network simplex per step)")
     p.add_argument("--steps", type=int, default=None, help="shape steps (default 300; 60 with --quick)")
     _add_common(p)
     p = sub.add_parser("cluster", help="choose k and fit k equal-weight points per event")
     p.add_argument("events", type=Path, help="CSV with header x,y[,weight][,event]")
-    p.add_argument("--ks", default="2,3,4,5,6", help="candidate k values (default 2,3,4,5,6)")
-    p.add_argument("--mode", choices=("accurate", "exact"), default="accurate", help="fitting mode (default accurate)")
+    p.add_argument("--ks", default="1,2,3,4,5,6", help="candidate k values, consecutive for the nsubjettiness method (default 1,2,3,4,5,6)")
+    p.add_argument("--method", choices=("nsubjettiness", "equal-weight"), default="nsubjettiness",
+                   help="k rule: elbow of free-weight N-subjettiness (default) or 0.1's equal-weight EMD curve")
+    p.add_argument("--mode", choices=("exact", "accurate"), default="exact", help="fitting mode for --method equal-weight (default exact)")
     p.add_argument("--steps", type=int, default=None, help="shape steps per k (default 100; 40 with --quick)")
     _add_common(p)
     return parser
@@ -80,6 +83,11 @@ def _shape(name: str, n: int, k: int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser: the crossover benchmark (GPU campaign job and tools/bench/emd.py)
+        from emd_lipschitz._bench import run
+
+        return run(argv[1:])
     args = build_parser().parse_args(argv)
     from emd_lipschitz._io import read_cloud_csv, write_json, write_run_record
 
@@ -145,7 +153,7 @@ def _cluster(args, ids, events, write_json, write_run_record) -> int:
         raise ValueError(f"--ks must be comma-separated integers, got {args.ks!r}") from None
     steps = args.steps if args.steps is not None else (40 if args.quick else 100)
     config = _apply(FitConfig(mode=args.mode, steps=steps, lr=0.02), _load_overrides(args.config))
-    result = cluster_events(events, ks, config=config, seed=args.seed, progress=not args.quiet)
+    result = cluster_events(events, ks, method=args.method, config=config, seed=args.seed, progress=not args.quiet)
     rows = [{"event": i, "k": int(result.k[b]), "curve": dict(zip(ks, result.curves[b].tolist())), "exact_curve": dict(zip(ks, result.exact_curves[b].tolist())),
              "centres": result.centres[b].tolist()} for b, i in enumerate(ids)]
     print(json.dumps({"mode": args.mode, "events": rows}, indent=2))

@@ -82,12 +82,12 @@ class BatchedCritic(nn.Module):
 
     @torch.no_grad()
     def event_mlp(self, b: int) -> nn.Sequential:
-        """Event b's critic as a ``lipschitz_core.lipschitz_mlp`` (float64, normalized weights copied in)."""
+        """Event b's critic as a ``lipschitz_core.lipschitz_mlp`` (float64, normalized weights copied into the raw parameter, weight_orig)."""
         mlp = lipschitz_mlp(self.dim, self.hidden, 1, self.depth, lipschitz_const=1.0, norm="two-inf", group_size=self.group_size)
         mlp = mlp.double()
         linears = [m for m in mlp if not isinstance(m, GroupSort)]
         for layer, linear in enumerate(linears):
-            linear.weight.copy_(self.normalized_weight(layer)[b].double())
+            linear.weight_orig.copy_(self.normalized_weight(layer)[b].double())
             linear.bias.copy_(self.biases[layer][b].double())
         return mlp
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from emd_lipschitz._critic import BatchedCritic
+from emd_lipschitz._ground import torch_distances
 from emd_lipschitz._optim import Adam, lbfgs_maximize
 
 
@@ -150,7 +151,8 @@ def train_critic(
 
 
 def _pairwise_cost(x: Tensor, y: Tensor, R: float | None) -> Tensor:
-    c = torch.cdist(x, y)
+    # direct differences: torch.cdist's matrix-product mode loses the digits far from the origin
+    c = torch_distances(x, y)
     return c if R is None else c / R
 
 

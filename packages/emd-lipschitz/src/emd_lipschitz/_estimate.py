@@ -20,7 +20,15 @@ from emd_lipschitz._dual import (
     transport_plan_cost,
 )
 from emd_lipschitz._optim import intra_op_threads
-from emd_lipschitz._validate import as_points, as_weights, check_radius, check_same_dim
+from emd_lipschitz._validate import (
+    as_points,
+    as_weights,
+    balance_tolerance,
+    check_radius,
+    check_same_dim,
+    check_seed,
+    input_dtype,
+)
 
 REFINE_MODES = ("semidual", "ctransform", "none")
 
@@ -90,14 +98,16 @@ class EMDResult:
         return self.value
 
 
-def _prepare(x: object, a: object, y: object, b: object, R: object, *, balance_rtol: float) -> tuple[Tensor, Tensor, Tensor, Tensor, float | None, bool]:
+def _prepare(x: object, a: object, y: object, b: object, R: object, *, balance_rtol: float | None) -> tuple[Tensor, Tensor, Tensor, Tensor, float | None, bool]:
     xt = as_points(x, "x")
     yt = as_points(y, "y")
     check_same_dim(xt, yt)
     at = as_weights(a, xt.shape[0], "a")
     bt = as_weights(b, yt.shape[0], "b")
     radius = check_radius(R)
-    ta, tb = float(at.detach().sum()), float(bt.detach().sum())
+    ta, tb = float(at.detach().double().sum()), float(bt.detach().double().sum())
+    if balance_rtol is None:
+        balance_rtol = balance_tolerance(input_dtype(a), input_dtype(b), n=max(xt.shape[0], yt.shape[0]))
     balanced = abs(ta - tb) <= balance_rtol * max(ta, tb)
     if not balanced and radius is None:
         raise ValueError(
@@ -117,9 +127,9 @@ def estimate_emd(
     config: CriticConfig | None = None,
     refine: str = "semidual",
     refine_iters: int = 150,
-    seed: int = 0,
+    seed: int | None = 0,
     device: str | torch.device = "cpu",
-    balance_rtol: float = 1e-9,
+    balance_rtol: float | None = None,
     num_threads: int | None = 1,
 ) -> EMDResult:
     """The Energy Mover's Distance between weighted clouds (x, a) and (y, b) via the KR dual.
@@ -152,9 +162,11 @@ def _estimate_emd(x, a, y, b, *, R, config, refine, refine_iters, seed, device, 
     config = config or CriticConfig()
     xt, at, yt, bt, radius, balanced = _prepare(x, a, y, b, R, balance_rtol=balance_rtol)
     flat = not balanced
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     x64, y64 = xt.detach().double(), yt.detach().double()
     a64, b64 = at.detach().double(), bt.detach().double()
+    if balanced:  # equal within the dtype's rounding: make them exactly equal
+        b64 = b64 * (a64.sum() / b64.sum())
     centre, scale = normalization(x64[None], a64[None], y64[None], b64[None])
     dtype = config.torch_dtype
     problem = DualProblem(

@@ -18,7 +18,9 @@ except _NotFound:  # a source checkout on PYTHONPATH
     __version__ = "0+unknown"
 
 _EXPORTS = {
-    "entity_diffusion._api": ["EntityDiffusion", "KBFormerConfig", "resolve_device", "train"],
+    "entity_diffusion._api": ["EntityDiffusion", "KBFormerConfig", "TrainingHistory", "held_out_loss",
+                             "order_statistic_rank", "resolve_device", "train"],
+    "entity_diffusion._imputer": ["KBFormerImputer", "preset_config"],
     "entity_diffusion._diffusion": ["MaskDraw", "diffusion_loss", "draw_mask", "elbo_weight", "masked_nll"],
     "entity_diffusion._errors": ["EmptyTableError", "EntityDataError", "MalformedRecordError", "MixedTypeError",
                                  "SchemaError", "UnseenCategoryError"],
@@ -44,7 +46,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers see the real names
-    from entity_diffusion._api import EntityDiffusion, KBFormerConfig, resolve_device, train  # noqa: F401
+    from entity_diffusion._api import (  # noqa: F401
+        EntityDiffusion,
+        KBFormerConfig,
+        TrainingHistory,
+        held_out_loss,
+        order_statistic_rank,
+        resolve_device,
+        train,
+    )
     from entity_diffusion._diffusion import (  # noqa: F401
         MaskDraw,
         diffusion_loss,
@@ -60,6 +70,7 @@ if TYPE_CHECKING:  # static analysers see the real names
         SchemaError,
         UnseenCategoryError,
     )
+    from entity_diffusion._imputer import KBFormerImputer, preset_config  # noqa: F401
     from entity_diffusion._model import (  # noqa: F401
         KBFormer,
         KeyPathEncoder,

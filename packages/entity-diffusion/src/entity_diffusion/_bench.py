@@ -28,6 +28,8 @@ def load_tabddpm(root: Path, name: str) -> dict[str, Any]:
     task = info["task_type"]
     splits = {}
     for split in ("train", "val", "test"):
+        if not (folder / f"y_{split}.npy").exists():
+            continue  # TabSyn-format sets (adult) have no validation split: carved below
         parts = {}
         num_path = folder / f"X_num_{split}.npy"
         if num_path.exists():
@@ -40,14 +42,27 @@ def load_tabddpm(root: Path, name: str) -> dict[str, Any]:
         if cat_path.exists():
             c = np.load(cat_path, allow_pickle=True).astype(str)
             for j in range(c.shape[1]):
-                parts[f"cat_{j}"] = c[:, j]
-        y = np.load(folder / f"y_{split}.npy", allow_pickle=True)
-        parts[TARGET] = y.astype(np.float64) if task == "regression" else y.astype(np.int64).astype(str)
+                parts[f"cat_{j}"] = np.char.strip(c[:, j])
+        y = np.load(folder / f"y_{split}.npy", allow_pickle=True).reshape(-1)
+        if task == "regression":
+            parts[TARGET] = y.astype(np.float64)
+        elif y.dtype.kind in "iub":
+            parts[TARGET] = y.astype(np.int64).astype(str)
+        else:  # labels stored as strings (TabSyn adult: ' <=50K', ' >50K.')
+            parts[TARGET] = np.char.rstrip(np.char.strip(y.astype(str)), ".")
         frame = pd.DataFrame(parts)
         expected = info.get(f"{split}_size")
         if expected is not None and len(frame) != expected:
             raise ValueError(f"{folder}: {split} has {len(frame)} rows, info.json says {expected}")
         splits[split] = frame
+    for split in ("train", "test"):
+        if split not in splits:
+            raise FileNotFoundError(f"{folder}: y_{split}.npy missing")
+    if "val" not in splits:
+        order = np.random.default_rng(0).permutation(len(splits["train"]))
+        n_val = len(order) // 5
+        splits["val"] = splits["train"].iloc[order[:n_val]].reset_index(drop=True)
+        splits["train"] = splits["train"].iloc[order[n_val:]].reset_index(drop=True)
     n_num = sum(c.startswith("num_") for c in splits["train"].columns)
     n_cat = sum(c.startswith("cat_") for c in splits["train"].columns)
     if (n_num, n_cat) != (info.get("n_num_features", n_num), info.get("n_cat_features", n_cat)):

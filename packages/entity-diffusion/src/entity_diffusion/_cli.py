@@ -82,7 +82,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
     filled = model.impute(args.table, n_samples=args.n_samples, leaps=args.leaps, temperature=args.temperature,
                           seed=args.seed)
     if args.intervals:
-        bounds = model.intervals(args.table, level=args.level, n_samples=max(args.n_samples, 20), seed=args.seed)
+        bounds = model.intervals(args.table, level=args.level, n_samples=max(args.n_samples, 39), seed=args.seed)
         for column in bounds.columns:
             if ":" in column:
                 filled[column] = bounds[column].to_numpy()
@@ -100,6 +100,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          device=args.device, quiet=args.quiet, steps=args.steps)
     print(report)
     return 0
+
+
+def cmd_paper_tabular(args: argparse.Namespace) -> int:
+    from entity_diffusion._paper import apply_smoke, run
+
+    apply_smoke(args)
+    return run(args)
 
 
 def _write(frame, path: str) -> None:
@@ -168,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="training steps (default 300 quick, 3000 full)")
     common(p)
     p.set_defaults(func=cmd_bench)
+
+    from entity_diffusion._paper import add_arguments
+
+    p = sub.add_parser("paper-tabular", help="the paper's tabular protocol (GPU campaign size; --smoke for CI)",
+                       formatter_class=fmt)
+    add_arguments(p)
+    common(p)
+    p.set_defaults(func=cmd_paper_tabular)
     return parser
 
 

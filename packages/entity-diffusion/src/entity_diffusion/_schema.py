@@ -10,9 +10,11 @@ Tables (pandas DataFrames, CSV files) are entities whose column names are dotted
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import numbers
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +143,7 @@ def as_frame(data: Any) -> pd.DataFrame:
 
 
 def frame_to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Inverse of :func:`records_to_frame`: missing properties are left out of each record."""
+    """Inverse of `records_to_frame`: missing properties are left out of each record."""
     records = []
     for row in frame.itertuples(index=False, name=None):
         record: dict[str, Any] = {}
@@ -166,6 +168,8 @@ def _is_missing(value: Any) -> bool:
 
 
 def _value_type(value: Any) -> str:
+    if isinstance(value, _dt.datetime | np.datetime64):  # pd.Timestamp is a datetime
+        return "datetime"
     if isinstance(value, bool | np.bool_):
         return "bool"
     if isinstance(value, numbers.Real):
@@ -194,6 +198,8 @@ class Property:
     discrete_values: list[float] | None = None  # <= 32 integer values: round to the nearest one
     vocab: list[str] | None = None  # text: characters (ids start at N_SPECIAL)
     max_len: int = 0  # text: characters kept
+    datetime: bool = False  # numerical property holding timestamps (seconds since 1970 inside)
+    note: str | None = None  # why inference chose this kind, when it was not obvious
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -204,10 +210,12 @@ class Property:
         return len(self.categories or [])
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "kind": self.kind}
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.note:
+            out["note"] = self.note
         if self.kind == NUMERICAL:
             out.update(quantiles=self.quantiles, mean=self.mean, std=self.std, integer=self.integer,
-                       discrete_values=self.discrete_values)
+                       discrete_values=self.discrete_values, datetime=self.datetime)
         elif self.kind == CATEGORICAL:
             out["categories"] = self.categories
         else:
@@ -287,7 +295,7 @@ class Schema:
 
         Numbers -> numerical; booleans -> categorical; strings -> categorical when a property has
         at most ``max_categories`` distinct values, else text. A property mixing numbers and
-        strings raises :class:`MixedTypeError` unless ``overrides`` names its kind.
+        strings raises `MixedTypeError` unless ``overrides`` names its kind.
         """
         frame = as_frame(data)
         overrides = dict(overrides or {})
@@ -304,7 +312,15 @@ class Schema:
             if not present:
                 raise SchemaError(f"property {name!r} has no observed value; drop it or give data for it")
             kind = overrides.get(name) or _infer_kind(name, column, present, max_categories)
-            properties.append(_build_property(name, kind, present, max_text_len, n_quantiles))
+            prop = _build_property(name, kind, present, max_text_len, n_quantiles)
+            if kind == TEXT and name not in overrides and all(isinstance(v, str) for v in present):
+                n_unique = len(set(present))
+                prop.note = (f"inferred as free text: {n_unique} distinct strings > max_categories={max_categories}")
+                warnings.warn(f"property {name!r}: {n_unique} distinct strings (more than max_categories="
+                              f"{max_categories}), so it is modelled as free text; pass schema_overrides="
+                              f"{{{name!r}: 'categorical'}} or a larger max_categories to keep it categorical",
+                              UserWarning, stacklevel=2)
+            properties.append(prop)
         return cls(properties, numeric_transform=numeric_transform)
 
     # encoding
@@ -333,7 +349,7 @@ class Schema:
                 k = j
                 raw = np.zeros(n, dtype=np.float64)
                 for i in np.flatnonzero(mask):
-                    raw[i] = _to_float(prop.name, values[i], i)
+                    raw[i] = _to_float(prop.name, values[i], i, datetime=prop.datetime)
                 bad = mask & ~np.isfinite(raw)
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
@@ -357,6 +373,12 @@ class Schema:
                 char_id = {c: t + N_SPECIAL for t, c in enumerate(prop.vocab)}
                 tokens[:, 0] = BOS
                 tokens[:, 1] = EOS
+                too_long = sum(len(str(values[i])) > prop.max_len for i in np.flatnonzero(mask))
+                if too_long:
+                    warnings.warn(f"property {prop.name!r}: {too_long} text values longer than {prop.max_len} "
+                                  "characters are cut to that length (the schema's max_len; set "
+                                  "KBFormerConfig.max_text_len higher before fitting to keep more)",
+                                  UserWarning, stacklevel=2)
                 for i in np.flatnonzero(mask):
                     s = str(values[i])[: prop.max_len]
                     ids = [char_id.get(c, UNK) for c in s]
@@ -373,8 +395,8 @@ class Schema:
             mask = present[:, j]
             if prop.kind == NUMERICAL:
                 z = encoded.num[:, j].detach().cpu().double().numpy()
-                values = self.inverse_transform(prop, z)
-                columns[prop.name] = np.where(mask, values, np.nan)
+                values = np.where(mask, self.inverse_transform(prop, z), np.nan)
+                columns[prop.name] = seconds_to_datetimes(values) if prop.datetime else values
             elif prop.kind == CATEGORICAL:
                 k = j - len(self.numerical)
                 idx = encoded.cat[:, k].cpu().numpy()
@@ -466,7 +488,35 @@ def _category_key(value: Any) -> Any:
     return value
 
 
-def _to_float(name: str, value: Any, row: int) -> float:
+def seconds_to_datetimes(seconds: np.ndarray) -> pd.Series:
+    """Seconds since 1970-01-01 (NaN = missing) -> datetime64[ns] (NaT)."""
+    return pd.Series(pd.to_datetime(np.asarray(seconds, dtype=float), unit="s")).dt.round("us")
+
+
+def datetimes_to_seconds(values: Any) -> np.ndarray:
+    """Timestamps (NaT / None = missing) -> float seconds since 1970-01-01 (NaN)."""
+    stamps = pd.to_datetime(pd.Series(values, dtype=object).where(lambda v: v.notna(), None))
+    if stamps.dt.tz is not None:
+        raise SchemaError("timezone-aware datetimes are not supported; convert them to naive UTC first")
+    out = stamps.astype("int64").to_numpy().astype(np.float64) / 1e9
+    out[stamps.isna().to_numpy()] = np.nan
+    return out
+
+
+def _to_float(name: str, value: Any, row: int, *, datetime: bool = False) -> float:
+    if datetime:
+        if not isinstance(value, _dt.datetime | np.datetime64 | str):
+            raise MixedTypeError(f"property {name!r}, row {row}: expected a date/time, got {value!r}")
+        try:
+            stamp = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            raise MixedTypeError(f"property {name!r}, row {row}: expected a date/time, got {value!r}") from None
+        if stamp.tzinfo is not None:
+            raise SchemaError(f"property {name!r}, row {row}: timezone-aware datetimes are not supported; "
+                              "convert them to naive UTC first")
+        return stamp.value / 1e9
+    if isinstance(value, _dt.datetime | np.datetime64):
+        raise MixedTypeError(f"property {name!r}, row {row}: a date/time {value!r} in a numerical property")
     if isinstance(value, bool | np.bool_):
         raise MixedTypeError(f"property {name!r}, row {row}: boolean {value!r} in a numerical property")
     try:
@@ -481,7 +531,7 @@ def _infer_kind(name: str, column: pd.Series, present: list[Any], max_categories
     types: dict[str, Any] = {}
     for v in present:
         types.setdefault(_value_type(v), v)
-    if set(types) == {"number"}:
+    if set(types) in ({"number"}, {"datetime"}):
         return NUMERICAL
     if set(types) == {"bool"}:
         return CATEGORICAL
@@ -499,7 +549,11 @@ def _infer_kind(name: str, column: pd.Series, present: list[Any], max_categories
 
 def _build_property(name: str, kind: str, present: list[Any], max_text_len: int, n_quantiles: int) -> Property:
     if kind == NUMERICAL:
-        x = np.array([_to_float(name, v, i) for i, v in enumerate(present)], dtype=np.float64)
+        is_datetime = all(isinstance(v, _dt.datetime | np.datetime64) for v in present)
+        if is_datetime and any(pd.Timestamp(v).tzinfo is not None for v in present):
+            raise SchemaError(f"property {name!r}: timezone-aware datetimes are not supported; convert them to "
+                              "naive UTC first")
+        x = np.array([_to_float(name, v, i, datetime=is_datetime) for i, v in enumerate(present)], dtype=np.float64)
         if not np.isfinite(x).all():
             raise SchemaError(f"property {name!r}: infinite values; use NaN/null for a missing value")
         qs = np.quantile(x, np.linspace(0, 1, min(n_quantiles, len(x)))) if len(x) > 1 else np.array([x[0], x[0]])
@@ -509,6 +563,7 @@ def _build_property(name: str, kind: str, present: list[Any], max_text_len: int,
         return Property(
             name, NUMERICAL, quantiles=[float(v) for v in qs], mean=float(x.mean()), std=std,
             integer=integer, discrete_values=[float(v) for v in uniq] if integer and len(uniq) <= 32 else None,
+            datetime=is_datetime, note="date/time, modelled as seconds since 1970-01-01" if is_datetime else None,
         )
     if kind == CATEGORICAL:
         keys = sorted({_category_key(v) for v in present}, key=lambda v: (str(type(v)), str(v)))
@@ -516,6 +571,11 @@ def _build_property(name: str, kind: str, present: list[Any], max_text_len: int,
     strings = [str(v) for v in present]
     vocab = sorted({c for s in strings for c in s})
     longest = max(len(s) for s in strings)
+    if longest > max_text_len:
+        cut = sum(len(s) > max_text_len for s in strings)
+        warnings.warn(f"property {name!r}: {cut} text values longer than max_text_len={max_text_len} characters "
+                      f"(longest {longest}) will be cut to {max_text_len}; raise KBFormerConfig.max_text_len to keep "
+                      "them whole", UserWarning, stacklevel=3)
     return Property(name, TEXT, vocab=vocab, max_len=max(1, min(longest, max_text_len)))
 
 
@@ -530,5 +590,7 @@ def describe(schema: Schema) -> str:
         else:
             lo, hi = (p.quantiles or [math.nan])[0], (p.quantiles or [math.nan])[-1]
             extra = f"range [{lo:g}, {hi:g}]" + (", integer" if p.integer else "")
+        if p.note:
+            extra += f"; {p.note}"
         lines.append(f"{p.name}: {p.kind} ({extra})")
     return "\n".join(lines)

@@ -5,12 +5,12 @@ Public API::
     ToyConfig, train_toy, ToyRun, initial_state                 # the exact official toy
     rqi, ideal_accuracy, predicted_accuracy, sample_pairs,       # combinatorics
     equation_matrix, rqi_quadruples, train_num_from_fraction
-    effective_loss, effective_flow, hessian_eigenvalues,         # effective theory
-    predicted_time_to_structure, critical_fraction
+    effective_loss, effective_flow, hessian_eigenvalues,         # effective theory (summed l0)
+    predicted_time_to_structure, critical_fraction, network_vs_effective
     RunSpec, SweepRun, train_batched, run_sweep                  # batched engine
     classify_phase, phase_diagram, PhaseDiagram, PHASES          # phases
-    ModAddConfig, train_modular_addition, participation_ratio,   # transformer on (a + b) mod p
-    ring_score, embedding_pca
+    ModAddConfig, train_modular_addition, train_modadd_batched,  # transformer on (a + b) mod p
+    entropy_dim, participation_ratio, ring_score, embedding_pca
     DigitsConfig, train_digits, digits_grokking                  # large init on sklearn digits
 """
 
@@ -34,9 +34,11 @@ from grokking_theory._digits import train_digits as train_digits
 from grokking_theory._init import initial_state as initial_state
 from grokking_theory._modadd import ModAddConfig as ModAddConfig
 from grokking_theory._modadd import embedding_pca as embedding_pca
+from grokking_theory._modadd import entropy_dim as entropy_dim
 from grokking_theory._modadd import participation_ratio as participation_ratio
 from grokking_theory._modadd import ring_score as ring_score
 from grokking_theory._modadd import train_modular_addition as train_modular_addition
+from grokking_theory._modadd_sweep import train_modadd_batched as train_modadd_batched
 from grokking_theory._phases import PHASES as PHASES
 from grokking_theory._phases import PhaseDiagram as PhaseDiagram
 from grokking_theory._phases import classify_phase as classify_phase
@@ -45,6 +47,7 @@ from grokking_theory._theory import critical_fraction as critical_fraction
 from grokking_theory._theory import effective_flow as effective_flow
 from grokking_theory._theory import effective_loss as effective_loss
 from grokking_theory._theory import hessian_eigenvalues as hessian_eigenvalues
+from grokking_theory._theory import network_vs_effective as network_vs_effective
 from grokking_theory._theory import predicted_time_to_structure as predicted_time_to_structure
 from grokking_theory._toy import ToyRun as ToyRun
 from grokking_theory._toy import train_toy as train_toy
@@ -68,10 +71,12 @@ __all__ = [
     "critical_fraction",
     "digits_grokking",
     "embedding_pca",
+    "entropy_dim",
     "effective_flow",
     "effective_loss",
     "equation_matrix",
     "hessian_eigenvalues",
+    "network_vs_effective",
     "ideal_accuracy",
     "initial_state",
     "predicted_accuracy",
@@ -86,6 +91,7 @@ __all__ = [
     "train_batched",
     "train_digits",
     "train_num_from_fraction",
+    "train_modadd_batched",
     "train_modular_addition",
     "train_toy",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 
@@ -100,6 +100,7 @@ def train_batched(
     check_every: int = 100,
     progress: bool = False,
     max_seconds: float | None = None,
+    on_finish: Callable[[int, dict], None] | None = None,
 ) -> SweepRun:
     """Train ``len(specs)`` toy runs at once; returns their threshold-crossing steps.
 
@@ -107,10 +108,13 @@ def train_batched(
     ``stop_on_rqi``) have crossed their thresholds; the remaining runs are compacted, so a
     diagram costs about what its memorizing/confused cells cost. ``max_seconds`` ends training
     early (at a check point); runs still in the batch then report ``stopped_at`` < ``steps``.
+    ``on_finish(i, result)`` is called once for each run i as soon as it is finished (reached its
+    thresholds, diverged, or used the whole budget), with its scalar results; runs cut short by
+    ``max_seconds`` are not finished and are not reported (a resumed sweep reruns them).
     """
     import time
 
-    from tqdm.auto import tqdm
+    from grokking_theory._io import progress_bar
 
     t_start = time.perf_counter()
 
@@ -183,7 +187,17 @@ def train_batched(
         fin_tr[alive], fin_te[alive], fin_rqi[alive] = l_acc_tr, l_acc_te, l_rqi
         fin_e[alive] = params[0].detach()
 
-    bar = tqdm(total=base.steps, disable=not progress, desc=f"batched x{R}", leave=False)
+    def report(indices: torch.Tensor) -> None:
+        if on_finish is None:
+            return
+        for i in indices.tolist():
+            on_finish(i, {
+                "step_train": int(first_tr[i]), "step_test": int(first_te[i]), "step_rqi": int(first_rqi[i]),
+                "final_train_acc": float(fin_tr[i]), "final_test_acc": float(fin_te[i]),
+                "final_rqi": float(fin_rqi[i]), "stopped_at": int(stopped[i]), "diverged": bool(diverged[i]),
+            })
+
+    bar = progress_bar(enabled=progress, total=base.steps, desc=f"batched x{R}")
     t = 0
     for t in range(base.steps + 1):
         last = t == base.steps
@@ -251,6 +265,7 @@ def train_batched(
                     gone = alive[leave]
                     stopped[gone] = t + 1
                     diverged[alive[~finite]] = True
+                    report(gone)
                     keep = (~leave).nonzero().flatten()
                     alive = alive[keep]
                     if len(alive) == 0:
@@ -268,6 +283,7 @@ def train_batched(
     bar.close()
     if len(alive):
         write_back(base.steps)
+        report(alive)
     return SweepRun(
         specs=specs,
         steps=base.steps,
@@ -282,6 +298,16 @@ def train_batched(
         final_reprs=fin_e.cpu().numpy(),
         train_ids=[ini.train_ids for ini in inits],
     )
+
+
+class _Remap:
+    """Shard-local run index -> index in the whole sweep, for ``on_finish`` (picklable)."""
+
+    def __init__(self, fn: Callable[[int, dict], None], indices: list[int]) -> None:
+        self.fn, self.indices = fn, indices
+
+    def __call__(self, i: int, result: dict) -> None:
+        self.fn(self.indices[i], result)
 
 
 def _worker(args: tuple) -> SweepRun:
@@ -314,8 +340,13 @@ def run_sweep(
     shards = [list(range(w, len(specs), workers)) for w in range(workers)]
     import multiprocessing as mp
 
+    on_finish = kwargs.pop("on_finish", None)
+
+    def shard_kwargs(s: list[int]) -> dict:
+        return kwargs if on_finish is None else {**kwargs, "on_finish": _Remap(on_finish, s)}
+
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        parts = list(pool.map(_worker, [(base, [specs[i] for i in s], "cpu", kwargs) for s in shards]))
+        parts = list(pool.map(_worker, [(base, [specs[i] for i in s], "cpu", shard_kwargs(s)) for s in shards]))
     merged = SweepRun.concat(parts)
     order = np.argsort(np.concatenate(shards), kind="stable")
     names = ("step_train", "step_test", "step_rqi", "final_train_acc", "final_test_acc",

@@ -1,64 +1,85 @@
-"""Console script ``grokking-theory``: train, rqi, critical-fraction, phase-diagram, plot,
-modular-addition, digits."""
+"""Console script ``grokking-theory``: train, rqi, critical-fraction, phase-diagram, merge,
+compare-authors, trajectories, plot, modular-addition, transformer-sweep, digits."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
-GRIDS = {
-    # name: (x_name, y_name, x values, y values); the paper's grids (Fig. 6 / data files)
-    "dec-lr-wd": ("weight_decay_dec", "eta_dec", list(range(11)), list(10 ** np.linspace(-5, -2, 16))),
-    "repr-dec-lr": ("eta_reprs", "eta_dec", list(10 ** np.linspace(-5, -2, 13)), list(10 ** np.linspace(-5, -2, 13))),
-}
+from grokking_theory._config import ToyConfig
+from grokking_theory._phases import AUTHORS_BUDGET, DEFAULT_BUDGET, GRID_NAMES
+
+TOY = ToyConfig()
+QUICK_TRAIN_STEPS = 2000
+QUICK_DIAGRAM_STEPS = 2000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2), for people and for log parsers alike."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _device(name: str) -> str:
+    """``auto|cpu|cuda|cuda:N``; an invalid name is refused before CUDA is even asked."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; {name!r} is not a device name")
     if name == "auto":
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
     if name.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu or auto")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
     return name
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: none / per command)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 58 for the toy)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N] (default: auto)")
+def _out(args: argparse.Namespace, default: Path | None = None) -> Path | None:
+    """The ``--out`` folder, created and proven writable before any work (None if not given)."""
+    from grokking_theory._sweep import check_out_dir
+
+    out = args.out if args.out is not None else default
+    return None if out is None else check_out_dir(out)
+
+
+def _common(p: argparse.ArgumentParser, *, seed_help: str = f"random seed (default {TOY.seed})") -> None:
+    p.add_argument("--out", type=Path, default=None, help="output folder, checked writable before any work (default: none)")
+    p.add_argument("--seed", type=int, default=None, help=seed_help)
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default: auto)")
     p.add_argument("--quick", action="store_true", help="small, fast version (default: off)")
     p.add_argument("--config", type=Path, default=None, help="JSON file with ToyConfig fields (default: none)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
 
 
-def _toy_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--p", type=int, default=None, help="number of symbols (>= 3; default 10)")
-    p.add_argument("--train-fraction", type=float, default=None, help="fraction of the p(p+1)/2 pairs in training, in (0, 1] (default: 45/55)")
-    p.add_argument("--steps", type=int, default=None, help="update budget (default 5000)")
-    p.add_argument("--loss", choices=("mse", "ce"), default=None, help="regression (mse) or classification (ce) (default mse)")
-    p.add_argument("--eta-reprs", type=float, default=None, help="representation AdamW lr (default 1e-3)")
-    p.add_argument("--eta-dec", type=float, default=None, help="decoder AdamW lr (default 1e-4)")
-    p.add_argument("--wd-reprs", type=float, default=None, help="representation weight decay (default 0)")
-    p.add_argument("--wd-dec", type=float, default=None, help="decoder weight decay (default 0)")
-    p.add_argument("--reprs-dim", type=int, default=None, help="embedding dimension (default 1)")
-    p.add_argument("--decoder-norm", choices=("free", "fixed-spectral"), default=None, help="hold each decoder layer's spectral norm at its initial value via lipschitz-core (train only; default free)")
-    p.add_argument("--decoder-norm-scale", type=float, default=None, help="with fixed-spectral: norms held at this multiple of their initial values (default 1)")
-    p.add_argument("--rng-order", choices=("toy", "sweep"), default=None, help="replay train_add.py (toy) or the phase-diagram notebooks (sweep) (default toy)")
+def _toy_flags(p: argparse.ArgumentParser, *, steps_help: str) -> None:
+    p.add_argument("--p", type=int, default=None, help=f"number of symbols (>= 3; default {TOY.p})")
+    p.add_argument("--train-fraction", type=float, default=None, help=f"fraction of the p(p+1)/2 pairs in training, in (0, 1] (default {TOY.train_num}/{TOY.n_samples})")
+    p.add_argument("--steps", type=int, default=None, help=steps_help)
+    p.add_argument("--loss", choices=("mse", "ce"), default=None, help=f"regression (mse) or classification (ce) (default {TOY.loss})")
+    p.add_argument("--eta-reprs", type=float, default=None, help=f"representation AdamW lr (default {TOY.eta_reprs:g})")
+    p.add_argument("--eta-dec", type=float, default=None, help=f"decoder AdamW lr (default {TOY.eta_dec:g})")
+    p.add_argument("--wd-reprs", type=float, default=None, help=f"representation weight decay (default {TOY.weight_decay_reprs:g})")
+    p.add_argument("--wd-dec", type=float, default=None, help=f"decoder weight decay (default {TOY.weight_decay_dec:g})")
+    p.add_argument("--reprs-dim", type=int, default=None, help=f"embedding dimension (default {TOY.reprs_dim})")
+    p.add_argument("--init-scale-reprs", type=float, default=None, help=f"embedding init scale (default {TOY.init_scale_reprs:g})")
+    p.add_argument("--decoder-norm", choices=("free", "fixed-spectral"), default=None, help=f"hold each decoder layer's spectral norm at its initial value via lipschitz-core (train only; default {TOY.decoder_norm})")
+    p.add_argument("--decoder-norm-scale", type=float, default=None, help=f"with fixed-spectral: norms held at this multiple of their initial values (default {TOY.decoder_norm_scale:g})")
+    p.add_argument("--rng-order", choices=("toy", "sweep"), default=None, help=f"replay train_add.py (toy) or the phase-diagram notebooks (sweep) (default {TOY.rng_order} for train, sweep for phase-diagram)")
 
 
-def _config(args: argparse.Namespace, **defaults: object):
+def _config(args: argparse.Namespace, **defaults: object) -> ToyConfig:
     from grokking_theory._combinatorics import train_num_from_fraction
-    from grokking_theory._config import ToyConfig
 
     cfg = ToyConfig.from_json(args.config) if args.config else ToyConfig(**defaults)
     ch: dict[str, object] = {}
@@ -66,14 +87,14 @@ def _config(args: argparse.Namespace, **defaults: object):
                         ("eta_dec", "eta_dec"), ("wd_reprs", "weight_decay_reprs"),
                         ("wd_dec", "weight_decay_dec"), ("reprs_dim", "reprs_dim"),
                         ("rng_order", "rng_order"), ("seed", "seed"), ("decoder_norm", "decoder_norm"),
-                        ("decoder_norm_scale", "decoder_norm_scale")):
+                        ("decoder_norm_scale", "decoder_norm_scale"), ("init_scale_reprs", "init_scale_reprs")):
         v = getattr(args, flag, None)
         if v is not None:
             ch[field] = v
     p = int(ch.get("p", cfg.p))
     if p < 3:
         raise ValueError(f"--p must be >= 3, got {p}")
-    if args.train_fraction is not None:
+    if getattr(args, "train_fraction", None) is not None:
         ch["train_num"] = train_num_from_fraction(p, args.train_fraction)
     elif "p" in ch and ch["p"] != cfg.p:
         ch["train_num"] = train_num_from_fraction(p, cfg.train_num / cfg.n_samples)
@@ -88,14 +109,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from grokking_theory._toy import train_toy
 
     torch.set_num_threads(1)
-    cfg = _config(args, **({"steps": 2000} if args.quick else {}))
+    cfg = _config(args, **({"steps": QUICK_TRAIN_STEPS} if args.quick else {}))
     device = _device(args.device)
+    out = _out(args)
     run = train_toy(cfg, device=device, progress=not args.quiet)
     metrics = run.metrics()
     metrics.update({f"effective_{k}": v for k, v in
                     predicted_time_to_structure(cfg.p, run.train_ids, eta=cfg.eta_reprs).items()})
-    if args.out:
-        out = args.out
+    if out:
         write_run_record(out, config=cfg.to_dict(), seed=cfg.seed, device=device)
         write_json(out / "metrics.json", metrics)
         write_json(out / "curves.json", {"train_acc": run.train_acc, "test_acc": run.test_acc,
@@ -136,35 +157,181 @@ def cmd_critical(args: argparse.Namespace) -> int:
     from grokking_theory._theory import critical_fraction
 
     trials = args.trials if args.trials is not None else (500 if args.quick else 10000)
+    if trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {trials}")
+    out = _out(args)
     res = critical_fraction(args.p, trials=trials, seed=0 if args.seed is None else args.seed,
                             progress=not args.quiet)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_json(args.out / "critical_fraction.json", res)
+    if out:
+        write_json(out / "critical_fraction.json", res)
     print(json.dumps(res))
     return 0
 
 
-def cmd_phase(args: argparse.Namespace) -> int:
-    from grokking_theory._io import write_json, write_run_record
-    from grokking_theory._phases import phase_diagram
-    from grokking_theory._plot import plot_phase_diagram
+def _phase_setup(args: argparse.Namespace) -> dict:
+    """Everything ``phase-diagram`` will run, validated, before any training."""
+    from grokking_theory._phases import grid
+    from grokking_theory._sweep import parse_seeds, parse_shard
 
-    x_name, y_name, xs, ys = GRIDS[args.grid]
+    if not args.lag > 0:
+        raise ValueError(f"--lag must be > 0 steps, got {args.lag:g}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise ValueError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
+    shard = parse_shard(args.shard)
+    loss = args.loss or (ToyConfig.from_json(args.config).loss if args.config else "mse")
+    g = grid(args.grid, loss)
+    xs, ys = g.x_values, g.y_values
     if args.quick:
         xs, ys = xs[:: max(1, len(xs) // 4)], ys[:: max(1, len(ys) // 4)]
-    cfg = _config(args, rng_order="sweep", steps=2000 if args.quick else 10000)
-    if args.loss == "ce" and args.config is None:
+    defaults: dict[str, object] = {"rng_order": "sweep", "steps": QUICK_DIAGRAM_STEPS if args.quick else g.budget}
+    if g.seeds is not None:
+        defaults["seed"] = g.seeds[0]
+    cfg = _config(args, **defaults)
+    if cfg.loss == "ce" and args.config is None:
+        # the classification notebook: softmax + mean(-log p * onehot) = CE/(2p-1), Adam on E
         cfg = cfg.replace(ce_scale=1 / (2 * cfg.p - 1), repr_optimizer="adam")
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else [cfg.seed]
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else (g.seeds or [cfg.seed])
+    return {"grid": g, "config": cfg, "xs": xs, "ys": ys, "seeds": seeds, "shard": shard}
+
+
+def cmd_phase(args: argparse.Namespace) -> int:
+    from grokking_theory._batched import run_sweep
+    from grokking_theory._io import write_json
+    from grokking_theory._phases import assemble, diagram_payload, sweep_cells, sweep_meta
+    from grokking_theory._sweep import CellWriter, SweepStore
+
+    st = _phase_setup(args)
+    cfg, g = st["config"], st["grid"]
     device = _device(args.device)
-    dia = phase_diagram(cfg, x_name=x_name, x_values=xs, y_name=y_name, y_values=ys, seeds=seeds,
-                        lag=args.lag, workers=args.workers, device=device, progress=not args.quiet)
-    out = args.out or Path("phase_diagram")
-    write_run_record(out, config=cfg.to_dict(), seed=seeds[0], device=device)
+    out = _out(args, Path("phase_diagram"))
+    meta = sweep_meta(cfg, g.x_name, st["xs"], g.y_name, st["ys"], st["seeds"], args.lag)
+    cells, specs = sweep_cells(cfg, g.x_name, st["xs"], g.y_name, st["ys"], st["seeds"])
+    k, n = st["shard"]
+    mine = [c for c in cells if c.index % n == k]
+    store = SweepStore(out, meta)
+    store.start()
+    done = store.done(mine) if args.resume else {}
+    todo = [c for c in mine if c.key not in done]
+    experiment = f"phase_diagram_{g.name}_{cfg.loss}"
+
+    def refresh() -> None:
+        found = SweepStore(out, meta).done(cells)
+        dia, mask = assemble(meta, found)
+        write_json(out / "record.json", diagram_payload(meta, dia, mask, experiment=experiment))
+
+    if not args.quiet:
+        print(f"[grokking-theory] phase-diagram: {len(cells)} cells, shard {k}/{n}: {len(mine)}, "
+              f"finished {len(done)}, to run {len(todo)}", file=sys.stderr, flush=True)
+    if todo:
+        writer = CellWriter(out, meta, todo, after=refresh)
+        import torch
+
+        if not device.startswith("cuda"):
+            torch.set_num_threads(1)
+        run_sweep(cfg, [specs[c.index] for c in todo], workers=args.workers, device=device,
+                  progress=not args.quiet, max_seconds=args.max_seconds, on_finish=writer)
+    refresh()
+    found = store.done(cells)
+    summary: dict[str, object] = {"out": str(out), "cells": len(cells), "finished": len(found)}
+    if len(found) == len(cells):
+        summary["phase_counts"] = _write_diagram(out, meta, found)
+    elif n > 1:
+        summary["next"] = f"run the other shards, then: grokking-theory merge {out} [SHARD_FOLDERS ...]"
+    else:
+        summary["next"] = "cells were cut short by --max-seconds; rerun with --resume to finish them"
+    print(json.dumps(summary))
+    return 0
+
+
+def _write_diagram(out: Path, meta: dict, found: dict) -> dict:
+    from grokking_theory._io import write_json
+    from grokking_theory._phases import assemble
+    from grokking_theory._plot import plot_phase_diagram
+
+    dia, _ = assemble(meta, found)
     write_json(out / "phase_diagram.json", dia.to_dict())
     plot_phase_diagram(dia, out / "phase_diagram.png")
-    print(json.dumps({"phase_counts": dia.phase_counts(), "out": str(out)}))
+    return dia.phase_counts()
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from grokking_theory._io import write_json
+    from grokking_theory._phases import assemble, diagram_payload, sweep_cells
+    from grokking_theory._sweep import collect_cells, read_json
+
+    sources = [Path(s) for s in (args.sources or [args.out])]
+    metas = []
+    for s in sources:
+        if not (s / "sweep.json").exists():
+            raise FileNotFoundError(f"{s} holds no sweep.json: not a phase-diagram --out folder")
+        metas.append(read_json(s / "sweep.json"))
+    meta = metas[0]
+    for s, m in zip(sources[1:], metas[1:]):
+        if m.get("grid") != meta.get("grid"):
+            raise ValueError(f"{s} holds a different sweep than {sources[0]} (sweep.json grids differ)")
+    out = _out(args)
+    g = meta["grid"]
+    cells, _ = sweep_cells(ToyConfig.from_dict(g["config"]), g["x_name"], g["x_values"], g["y_name"],
+                           g["y_values"], g["seeds"])
+    found, missing = collect_cells(sources, cells)
+    if missing and not args.allow_partial:
+        raise ValueError(f"{len(missing)} of {len(cells)} cells are missing (e.g. {missing[0].key}); "
+                         "run the missing shards with --resume, or pass --allow-partial")
+    write_json(out / "sweep.json", meta)
+    dia, mask = assemble(meta, found)
+    cfg = ToyConfig.from_dict(g["config"])
+    write_json(out / "record.json", diagram_payload(meta, dia, mask, experiment=f"phase_diagram_{cfg.loss}"))
+    summary: dict[str, object] = {"out": str(out), "cells": len(cells), "finished": len(found)}
+    if not missing:
+        summary["phase_counts"] = _write_diagram(out, meta, found)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from grokking_theory._authors import compare_with_authors, load_authors_h5, load_results
+    from grokking_theory._io import write_json
+
+    authors = load_authors_h5(args.h5)
+    ours, mask = load_results(args.results)
+    out = _out(args)
+    res = compare_with_authors(authors, ours, mask, lag=args.lag)
+    if out:
+        write_json(out / "record.json", res)
+    print(json.dumps(res["metrics"]))
+    return 0
+
+
+def cmd_trajectories(args: argparse.Namespace) -> int:
+    import torch
+
+    from grokking_theory._io import write_json
+    from grokking_theory._theory import network_vs_effective, plot_trajectories
+
+    torch.set_num_threads(1)
+    cfg = _config(args, **({"steps": QUICK_TRAIN_STEPS} if args.quick else {}))
+    device = _device(args.device)
+    out = _out(args)
+    res = network_vs_effective(cfg, device=device, rows=args.rows, progress=not args.quiet)
+    m = res["metrics"]
+    if out:
+        every = max(1, cfg.steps // 500)
+        write_json(out / "record.json", {
+            "experiment": "trajectories", "seeds": [cfg.seed], "config": {**cfg.to_dict(), "rows": args.rows},
+            "metrics": {**m, "network_traj_every": every,
+                        "network_traj": res["network"][::every], "effective_traj": res["effective"][::every]},
+            "tables": [{"name": "trajectories", "caption": "network vs effective theory (Fig. 4c-d)",
+                        "columns": ["trajectory", "first step RQI > 0.95", "final RQI"],
+                        "rows": [["network", m["network_step_rqi"] if m["network_step_rqi"] is not None else "never",
+                                  m["network_final_rqi"]],
+                                 ["effective theory", m["effective_step_rqi"] if m["effective_step_rqi"] is not None else "never",
+                                  m["effective_final_rqi"]]],
+                        "formats": {"final RQI": ".3f"}}],
+        })
+        plot_trajectories(res, out / "trajectories.png")
+    print(json.dumps(m))
     return 0
 
 
@@ -173,7 +340,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     src: Path = args.source
     if (src / "phase_diagram.json").exists():
-        from grokking_theory._config import ToyConfig
         from grokking_theory._phases import PhaseDiagram
 
         d = json.loads((src / "phase_diagram.json").read_text())
@@ -181,7 +347,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             x_name=d["x_name"], x_values=d["x_values"], y_name=d["y_name"], y_values=d["y_values"],
             seeds=d["seeds"], budget=d["budget"], lag=d["lag"],
             step_train=np.array(d["step_train"]), step_test=np.array(d["step_test"]),
-            step_rqi=np.array(d["step_rqi"]), final_rqi=np.array(d["final_rqi"]),
+            step_rqi=np.array(d["step_rqi"]), final_rqi=np.array(d["final_rqi"], dtype=float),
             config=ToyConfig.from_dict(d["config"]),
         )
         print(plot_phase_diagram(dia, args.out or src / "phase_diagram.png"))
@@ -193,15 +359,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _beyond_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=None, help="output folder for metrics.json, curves.json, PNG (default: none)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N] (default: auto)")
+def _beyond_common(p: argparse.ArgumentParser, *, seed_default: int = 0) -> None:
+    p.add_argument("--out", type=Path, default=None, help="output folder for metrics.json, curves.json, PNG, checked writable before any work (default: none)")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed (default {seed_default})")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default: auto)")
     p.add_argument("--quick", action="store_true", help="small, fast version (default: off)")
     p.add_argument("--steps", type=int, default=None, help="update budget (default: the config's; fewer with --quick)")
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: the config's)")
-    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 1.0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
 
 
 def _overrides(args: argparse.Namespace, pairs: tuple[tuple[str, str], ...]) -> dict[str, object]:
@@ -216,28 +380,88 @@ def _write_beyond(out: Path, cfg_dict: dict, seed: int, device: str, metrics: di
     write_json(out / "curves.json", curves)
 
 
+MODADD_FLAGS = (("p", "p"), ("train_fraction", "train_fraction"), ("steps", "steps"), ("seed", "seed"),
+                ("layers", "n_layers"), ("d_model", "d_model"), ("heads", "n_heads"), ("d_mlp", "d_mlp"),
+                ("embed_lr", "embed_lr"), ("decoder_lr", "decoder_lr"), ("embed_wd", "embed_wd"),
+                ("decoder_wd", "decoder_wd"), ("dropout", "dropout"), ("op_token", "op_token"))
+
+
+def _modadd_flags(p: argparse.ArgumentParser) -> None:
+    from grokking_theory._modadd import ModAddConfig
+
+    d = ModAddConfig()
+    p.add_argument("--p", type=int, default=None, help=f"modulus (>= 3; default {d.p})")
+    p.add_argument("--train-fraction", type=float, default=None, help=f"fraction of the p^2 pairs in training, in (0, 1) (default {d.train_fraction:g})")
+    p.add_argument("--layers", type=int, default=None, help=f"transformer blocks (default {d.n_layers})")
+    p.add_argument("--d-model", type=int, default=None, help=f"model width (default {d.d_model})")
+    p.add_argument("--heads", type=int, default=None, help=f"attention heads (default {d.n_heads})")
+    p.add_argument("--d-mlp", type=int, default=None, help=f"MLP width (default {d.d_mlp})")
+    p.add_argument("--embed-lr", type=float, default=None, help=f"token-embedding AdamW lr (default {d.embed_lr:g})")
+    p.add_argument("--decoder-lr", type=float, default=None, help=f"decoder (everything but the token embedding) AdamW lr (default {d.decoder_lr:g})")
+    p.add_argument("--embed-wd", type=float, default=None, help=f"token-embedding weight decay (default {d.embed_wd:g})")
+    p.add_argument("--decoder-wd", type=float, default=None, help=f"decoder weight decay (default {d.decoder_wd:g})")
+    p.add_argument("--dropout", type=float, default=None, help=f"dropout in the blocks, in [0, 1) (default {d.dropout:g})")
+    p.add_argument("--op-token", action=argparse.BooleanOptionalAction, default=None, help=f"append an '=' token (default {'on' if d.op_token else 'off'}: the paper's sequence is [a, b])")
+
+
 def cmd_modadd(args: argparse.Namespace) -> int:
     import torch
 
+    from grokking_theory._io import write_json
     from grokking_theory._modadd import ModAddConfig, plot_modular_addition, train_modular_addition
 
     torch.set_num_threads(1)
-    base = ModAddConfig(steps=3000) if args.quick else ModAddConfig()
-    cfg = base.replace(**_overrides(args, (("p", "p"), ("train_fraction", "train_fraction"),
-                                           ("steps", "steps"), ("lr", "lr"),
-                                           ("weight_decay", "weight_decay"), ("seed", "seed"),
-                                           ("layers", "n_layers"), ("d_model", "d_model"))))
+    base = ModAddConfig.quick() if args.quick else ModAddConfig()
+    cfg = base.replace(**_overrides(args, MODADD_FLAGS))
     device = _device(args.device)
+    out = _out(args)
     res = train_modular_addition(cfg, device=device, progress=not args.quiet)
-    if args.out:
+    if out:
         from grokking_theory._io import save_checkpoint
 
-        _write_beyond(args.out, cfg.to_dict(), cfg.seed, device, res["metrics"],
+        _write_beyond(out, cfg.to_dict(), cfg.seed, device, res["metrics"],
                       {**res["curves"], "embedding_top2": res["embedding_top2"],
                        "embedding_best_pair": res["embedding_best_pair"]})
-        save_checkpoint(args.out / "model.safetensors", res["model"].state_dict(), cfg.to_dict())
-        plot_modular_addition(res, args.out / "modular_addition.png")
+        save_checkpoint(out / "model.safetensors", res["model"].state_dict(), cfg.to_dict())
+        plot_modular_addition(res, out / "modular_addition.png")
+        m = res["metrics"]
+        write_json(out / "record.json", {
+            "experiment": "modular_addition", "seeds": [cfg.seed], "config": cfg.to_dict(),
+            "metrics": {k: v for k, v in m.items()},
+            "tables": [{"name": "main", "caption": f"(a+b) mod {cfg.p}, {cfg.steps} steps, seed {cfg.seed}",
+                        "columns": ["quantity", "measured"],
+                        "rows": [[k.replace("_", " "), "never" if m[k] is None else m[k]] for k in (
+                            "step_train_acc", "step_test_acc", "grokking_delay", "final_train_acc",
+                            "final_test_acc", "effective_dim_init", "effective_dim_max",
+                            "step_effective_dim_max", "effective_dim_final", "top2_variance_fraction",
+                            "circularity", "circularity_null_p95", "best_pair_circularity")]}],
+        })
     print(json.dumps({k: v for k, v in res["metrics"].items() if k != "pca_variance_fractions"}))
+    return 0
+
+
+def cmd_transformer_sweep(args: argparse.Namespace) -> int:
+    from grokking_theory._modadd import ModAddConfig
+    from grokking_theory._modadd_sweep import SWEEP_AXES, run_transformer_sweep
+    from grokking_theory._sweep import parse_seeds, parse_shard
+
+    base = ModAddConfig.quick() if args.quick else ModAddConfig()
+    cfg = base.replace(**_overrides(args, MODADD_FLAGS))
+    seeds = parse_seeds(args.seeds)
+    shard = parse_shard(args.shard)
+    if args.axes not in SWEEP_AXES:
+        raise ValueError(f"--axes must be one of {sorted(SWEEP_AXES)}, got {args.axes!r}")
+    if args.batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise ValueError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
+    device = _device(args.device)
+    out = _out(args, Path("transformer_sweep"))
+    summary = run_transformer_sweep(cfg, axes=args.axes, seeds=seeds, out=out, device=device,
+                                    shard=shard, resume=args.resume, batch=args.batch,
+                                    quick_axes=args.quick, max_seconds=args.max_seconds,
+                                    early_stop=args.early_stop, progress=not args.quiet)
+    print(json.dumps(summary))
     return 0
 
 
@@ -252,53 +476,112 @@ def cmd_digits(args: argparse.Namespace) -> int:
                                            ("steps", "steps"), ("lr", "lr"),
                                            ("weight_decay", "weight_decay"), ("seed", "seed"))))
     device = _device(args.device)
+    out = _out(args)
     res = digits_grokking(cfg, device=device, progress=not args.quiet)
-    if args.out:
-        _write_beyond(args.out, cfg.to_dict(), cfg.seed, device, res["metrics"],
+    if out:
+        _write_beyond(out, cfg.to_dict(), cfg.seed, device, res["metrics"],
                       {name: r["curves"] for name, r in res["runs"].items()})
-        plot_digits(res, args.out / "digits.png")
+        plot_digits(res, out / "digits.png")
+        from grokking_theory._io import write_json
+
+        write_json(out / "record.json", {
+            "experiment": "digits", "seeds": [cfg.seed], "config": cfg.to_dict(), "metrics": res["metrics"],
+            "tables": [{"name": "main", "caption": f"digits, {cfg.n_train} train, {cfg.steps} steps",
+                        "columns": ["init", "step train acc >= 0.9", "step test acc >= 0.9", "final train",
+                                    "final test", "weight norm init", "weight norm final"],
+                        "rows": [[name, "never" if r["step_train_acc"] is None else r["step_train_acc"],
+                                  "never" if r["step_test_acc"] is None else r["step_test_acc"],
+                                  r["final_train_acc"], r["final_test_acc"], r["weight_norm_init"],
+                                  r["weight_norm_final"]] for name, r in res["metrics"].items()],
+                        "formats": {"final train": ".3f", "final test": ".3f", "weight norm init": ".1f",
+                                    "weight norm final": ".1f"}}],
+        })
     print(json.dumps(res["metrics"]))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grokking-theory", description=__doc__)
+    parser = _Parser(prog="grokking-theory", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="one toy run; --out DIR writes metrics.json (first threshold steps), curves, checkpoint")
     _common(p)
-    _toy_flags(p)
+    _toy_flags(p, steps_help=f"update budget (default {TOY.steps}; {QUICK_TRAIN_STEPS} with --quick)")
     p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("rqi", help="RQI of an embedding (checkpoint or comma-separated 1-D values)")
     p.add_argument("--checkpoint", type=Path, default=None, help="model.safetensors written by `train --out`")
     p.add_argument("--embedding", default=None, help="1-D embedding values v0,v1,... (default: none)")
-    p.add_argument("--tol", type=float, default=0.01, help="parallelogram tolerance on z-scored embeddings (default 0.01)")
+    p.add_argument("--tol", type=float, default=TOY.rqi_tol, help=f"parallelogram tolerance on z-scored embeddings (default {TOY.rqi_tol:g})")
     p.set_defaults(func=cmd_rqi)
+
     p = sub.add_parser("critical-fraction", help="Monte Carlo critical training fraction r_c; prints JSON")
-    _common(p)
+    _common(p, seed_help="random seed (default 0)")
     p.add_argument("--p", type=int, required=True, help="number of symbols (>= 3)")
     p.add_argument("--trials", type=int, default=None, help="random training orders (default 10000, 500 with --quick)")
     p.set_defaults(func=cmd_critical)
-    p = sub.add_parser("phase-diagram", help="batched sweep and phase classification (JSON + PNG)")
-    _common(p)
-    _toy_flags(p)
-    p.add_argument("--grid", choices=sorted(GRIDS), default="dec-lr-wd", help="decoder lr x decoder wd (16x11) or representation lr x decoder lr (13x13) (default dec-lr-wd)")
-    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the config seed, 58)")
-    p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps (default 1000)")
-    p.add_argument("--workers", type=int, default=1, help="processes, one thread each (default 1)")
+
+    p = sub.add_parser("phase-diagram", help="batched, resumable, shardable sweep and phase classification (JSON + PNG)")
+    _common(p, seed_help=f"seed when --seeds is not given (default: the grid's, else {TOY.seed})")
+    _toy_flags(p, steps_help=f"update budget (default: the grid's, {DEFAULT_BUDGET} for dec-lr-wd / repr-dec-lr, "
+                             f"{AUTHORS_BUDGET} for authors / authors-reprlr; {QUICK_DIAGRAM_STEPS} with --quick)")
+    p.add_argument("--grid", choices=GRID_NAMES, default="dec-lr-wd",
+                   help="dec-lr-wd: decoder lr (16) x decoder wd (11; 0..10 regression, 0,2..20 classification); "
+                        "repr-dec-lr: representation lr x decoder lr (13x13); authors / authors-reprlr: the same "
+                        "axes with the seed (58 regression, 6 classification) and 10^5 budget of the authors' "
+                        "data_add_r.h5 / data_add_c.h5 / data_add_r_reprlr.h5 (default dec-lr-wd)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the grid's; else --seed)")
+    p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps, > 0 (default 1000)")
+    p.add_argument("--workers", type=int, default=1, help="CPU processes, one thread each (default 1)")
+    p.add_argument("--resume", action="store_true", help="skip cells already finished in --out with the same config hash (default: off)")
+    p.add_argument("--shard", default=None, help="K/N: run only cells i with i mod N == K (0 <= K < N), e.g. $SLURM_ARRAY_TASK_ID/4 (default: all)")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop training after this wall time; finished cells are kept (default: none)")
     p.set_defaults(func=cmd_phase)
+
+    p = sub.add_parser("merge", help="join the cell files of phase-diagram shards into one diagram")
+    p.add_argument("out", type=Path, help="folder for the merged phase_diagram.json / .png / record.json")
+    p.add_argument("sources", type=Path, nargs="*", help="shard --out folders (default: OUT itself, when the shards shared it)")
+    p.add_argument("--allow-partial", action="store_true", help="write record.json even if cells are missing (default: off)")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("compare-authors", help="phase agreement of a diagram with the authors' h5 file (needs h5py)")
+    p.add_argument("h5", type=Path, help="data_add_r.h5, data_add_c.h5 or data_add_r_reprlr.h5")
+    p.add_argument("results", type=Path, help="phase_diagram.json, or a phase-diagram --out folder (finished cells only)")
+    p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps (default 1000)")
+    p.add_argument("--out", type=Path, default=None, help="folder for record.json (default: none)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("trajectories", help="network vs effective-theory embedding trajectories (Fig. 4c-d)")
+    _common(p)
+    _toy_flags(p, steps_help=f"update budget (default {TOY.steps}; {QUICK_TRAIN_STEPS} with --quick)")
+    p.add_argument("--rows", choices=("train", "all"), default="all", help="parallelograms of the effective flow: all of P0 (the official code) or the training set's P0(D) (default all)")
+    p.set_defaults(func=cmd_trajectories)
+
     p = sub.add_parser("plot", help="redraw the PNG of a train or phase-diagram output folder")
     p.add_argument("source", type=Path, help="folder written by `train --out` or `phase-diagram --out`")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: inside the folder)")
     p.set_defaults(func=cmd_plot)
+
     p = sub.add_parser("modular-addition", help="transformer on (a + b) mod p: grokking delay, embedding ring, effective dimension")
     _beyond_common(p)
-    p.add_argument("--p", type=int, default=None, help="modulus (>= 3; default 31)")
-    p.add_argument("--train-fraction", type=float, default=None, help="fraction of the p^2 pairs in training, in (0, 1) (default 0.5)")
-    p.add_argument("--layers", type=int, default=None, help="transformer blocks (default 1)")
-    p.add_argument("--d-model", type=int, default=None, help="model width (default 64)")
+    _modadd_flags(p)
     p.set_defaults(func=cmd_modadd)
-    p = sub.add_parser("digits", help="large-init MLP on sklearn digits vs standard init (needs scikit-learn)")
+
+    p = sub.add_parser("transformer-sweep", help="batched (torch.func) transformer phase diagram over seeds: decoder lr x wd, or dropout")
     _beyond_common(p)
+    _modadd_flags(p)
+    p.add_argument("--axes", default="decoder-lr-wd", help="decoder-lr-wd, dropout, or seeds (one cell per seed: effective dimension over many seeds) (default decoder-lr-wd)")
+    p.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=True, help="a run leaves the batch once train and test acc reach 0.9 (default on; --no-early-stop keeps the whole curves)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--batch", type=int, default=16, help="runs trained together in one vmapped batch (default 16)")
+    p.add_argument("--resume", action="store_true", help="skip finished cells with the same config hash (default: off)")
+    p.add_argument("--shard", default=None, help="K/N: run only cells i with i mod N == K (default: all)")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this wall time; finished cells are kept (default: none)")
+    p.set_defaults(func=cmd_transformer_sweep)
+
+    p = sub.add_parser("digits", help="large-init MLP on sklearn digits vs standard init")
+    _beyond_common(p)
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 1.0)")
     p.add_argument("--n-train", type=int, default=None, help="training samples (default 300)")
     p.add_argument("--alpha", type=float, default=None, help="large-init scale (default 8; compared with 1)")
     p.add_argument("--loss", choices=("mse", "ce"), default=None, help="loss (default mse on one-hot)")
@@ -308,11 +591,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a one-line usage error (2)
+        return int(exc.code or 0)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print(f"grokking-theory {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ImportError, OSError, FloatingPointError) as err:
+        msg = " ".join(str(err).split()) or type(err).__name__
+        print(f"grokking-theory {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
 

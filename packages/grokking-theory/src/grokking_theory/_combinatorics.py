@@ -189,7 +189,18 @@ def standardize(embedding: np.ndarray) -> np.ndarray:
     e = np.asarray(embedding, dtype=np.float64)
     if e.ndim == 1:
         e = e[:, None]
-    return (e - e.mean(0, keepdims=True)) / e.std(0, ddof=1, keepdims=True)
+    if e.ndim != 2 or len(e) < 2:
+        raise ValueError(f"an embedding must be (p, dim) with p >= 2 rows, got shape {e.shape}")
+    if not np.isfinite(e).all():
+        raise ValueError("the embedding holds NaN or inf values")
+    std = e.std(0, ddof=1, keepdims=True)
+    flat = np.flatnonzero(std[0] <= 1e-12 * max(1.0, float(np.abs(e).max())))
+    if len(flat):
+        raise ValueError(
+            f"degenerate embedding: dimension(s) {flat.tolist()} take the same value for every symbol "
+            "(zero spread), so it cannot be z-scored and RQI is undefined"
+        )
+    return (e - e.mean(0, keepdims=True)) / std
 
 
 def realized_parallelograms(p: int, embedding: np.ndarray, *, tol: float = 0.01) -> np.ndarray:

@@ -86,11 +86,9 @@ def train_digits(cfg: DigitsConfig | None = None, *, data: tuple | None = None, 
     curves: dict[str, list[float]] = {"step": [], "train_acc": [], "test_acc": [], "train_loss": [],
                                       "weight_norm": []}
     step_train = step_test = None
-    it = range(cfg.steps + 1)
-    if progress:
-        from tqdm import tqdm
+    from grokking_theory._io import progress_bar
 
-        it = tqdm(it, desc=f"digits alpha={cfg.alpha:g}", leave=False)
+    it = progress_bar(range(cfg.steps + 1), enabled=progress, desc=f"digits alpha={cfg.alpha:g}")
     for step in it:
         out = net(xtr)
         loss = (nn.functional.mse_loss(out, onehot) if cfg.loss == "mse"

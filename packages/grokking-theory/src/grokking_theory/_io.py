@@ -68,3 +68,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not Path(path).exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     return load_file(str(path))
+
+
+def progress_bar(iterable: Any = None, *, enabled: bool, desc: str, total: int | None = None) -> Any:
+    """tqdm on a terminal only: ``disable=None`` turns it off when stderr is not a tty, so piped
+    output never fills a log with carriage-return frames. With ``enabled`` and a pipe, one line
+    goes to stderr when the stage starts instead."""
+    from tqdm.auto import tqdm
+
+    if enabled and not sys.stderr.isatty():
+        print(f"[grokking-theory] {desc} ...", file=sys.stderr, flush=True)
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=None if enabled else True)

@@ -143,3 +143,133 @@ def phase_agreement(ours: np.ndarray, theirs: np.ndarray) -> float:
     if a.shape != b.shape:
         raise ValueError(f"phase grids differ in shape: {a.shape} vs {b.shape}")
     return float((a == b).mean())
+
+
+# ----------------------------------------------------------------------------------------------
+# grids and resumable, shardable sweeps
+
+LR_16 = [float(v) for v in 10 ** np.linspace(-5, -2, 16)]
+LR_13 = [float(v) for v in 10 ** np.linspace(-5, -2, 13)]
+WD_BY_LOSS = {"mse": [float(v) for v in range(11)], "ce": [float(v) for v in range(0, 21, 2)]}
+GRID_NAMES = ("dec-lr-wd", "repr-dec-lr", "authors", "authors-reprlr")
+#: budget and seeds of the authors' phase-diagram files (data_add_r.h5: seed 58, data_add_c.h5: seed 6,
+#: data_add_r_reprlr.h5: seed 58; every file ran 10^5 full-batch updates)
+AUTHORS_BUDGET = 100_000
+AUTHORS_SEED = {"mse": 58, "ce": 6}
+DEFAULT_BUDGET = 10_000
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Axes of a phase diagram: x and y hyperparameters (ToyConfig field names) and their values."""
+
+    name: str
+    x_name: str
+    x_values: list[float]
+    y_name: str
+    y_values: list[float]
+    seeds: list[int] | None  # None: the config's seed
+    budget: int
+
+
+def grid(name: str, loss: str = "mse") -> Grid:
+    """The named grid for a loss.
+
+    ``dec-lr-wd``: decoder lr ``10**linspace(-5,-2,16)`` x decoder wd (0..10 for regression,
+    0, 2, ..., 20 for classification, as in ``data_add_r.h5`` / ``data_add_c.h5``), budget 10^4.
+    ``repr-dec-lr``: representation lr x decoder lr, ``10**linspace(-5,-2,13)`` each, budget 10^4.
+    ``authors`` / ``authors-reprlr``: the same axes with the seed (58 regression, 6 classification)
+    and budget (10^5) of the authors' files.
+    """
+    if loss not in WD_BY_LOSS:
+        raise ValueError(f"loss must be mse or ce, got {loss!r}")
+    if name in ("dec-lr-wd", "authors"):
+        authors = name == "authors"
+        return Grid(name, "weight_decay_dec", WD_BY_LOSS[loss], "eta_dec", LR_16,
+                    [AUTHORS_SEED[loss]] if authors else None, AUTHORS_BUDGET if authors else DEFAULT_BUDGET)
+    if name in ("repr-dec-lr", "authors-reprlr"):
+        if loss != "mse" and name == "authors-reprlr":
+            raise ValueError("the authors' repr-lr x decoder-lr file (data_add_r_reprlr.h5) is regression only")
+        authors = name == "authors-reprlr"
+        return Grid(name, "eta_reprs", LR_13, "eta_dec", LR_13, [58] if authors else None,
+                    AUTHORS_BUDGET if authors else DEFAULT_BUDGET)
+    raise ValueError(f"unknown grid {name!r}; choose from {GRID_NAMES}")
+
+
+def sweep_cells(base: ToyConfig, x_name: str, xs: Sequence[float], y_name: str, ys: Sequence[float],
+                seeds: Sequence[int]) -> tuple[list, list[RunSpec]]:
+    """Cells of a (seed, y, x) grid in row-major order, each with the hash of its full run config."""
+    from grokking_theory._sweep import Cell, config_hash
+
+    cells, specs = [], []
+    for s in seeds:
+        for yi, y in enumerate(ys):
+            for xi, x in enumerate(xs):
+                spec = RunSpec.from_config(base, seed=int(s), **{x_name: float(x), y_name: float(y)})
+                run_cfg = base.replace(**spec.__dict__).to_dict()
+                cells.append(Cell(key=f"s{s}_y{yi:02d}_x{xi:02d}", hash=config_hash(run_cfg),
+                                  index=len(cells), values={"seed": int(s), "x": float(x), "y": float(y)}))
+                specs.append(spec)
+    return cells, specs
+
+
+def sweep_meta(base: ToyConfig, x_name: str, xs: Sequence[float], y_name: str, ys: Sequence[float],
+               seeds: Sequence[int], lag: float) -> dict:
+    """What ``sweep.json`` holds; ``grid`` (everything that changes results) is what must match."""
+    return {"kind": "toy-phase-diagram", "lag": lag,
+            "grid": {"x_name": x_name, "x_values": [float(v) for v in xs], "y_name": y_name,
+                     "y_values": [float(v) for v in ys], "seeds": [int(s) for s in seeds],
+                     "config": base.to_dict()}}
+
+
+def assemble(meta: dict, found: dict[str, dict]) -> tuple[PhaseDiagram, np.ndarray]:
+    """A PhaseDiagram from cell records (missing cells: -1 everywhere) and the (seed, y, x) mask of
+    finished cells."""
+    g = meta["grid"]
+    base = ToyConfig.from_dict(g["config"])
+    cells, _ = sweep_cells(base, g["x_name"], g["x_values"], g["y_name"], g["y_values"], g["seeds"])
+    shape = (len(g["seeds"]), len(g["y_values"]), len(g["x_values"]))
+    arrays = {k: np.full(shape, -1, dtype=np.int64) for k in ("step_train", "step_test", "step_rqi")}
+    final_rqi = np.full(shape, np.nan)
+    mask = np.zeros(shape, dtype=bool)
+    for c in cells:
+        rec = found.get(c.key)
+        if rec is None:
+            continue
+        ix = np.unravel_index(c.index, shape)
+        for k in arrays:
+            arrays[k][ix] = rec[k]
+        final_rqi[ix] = rec["final_rqi"]
+        mask[ix] = True
+    dia = PhaseDiagram(x_name=g["x_name"], x_values=g["x_values"], y_name=g["y_name"],
+                       y_values=g["y_values"], seeds=g["seeds"], budget=base.steps, lag=meta["lag"],
+                       final_rqi=final_rqi, config=base, **arrays)
+    return dia, mask
+
+
+def diagram_payload(meta: dict, dia: PhaseDiagram, mask: np.ndarray, *, experiment: str,
+                    extra_config: dict | None = None) -> dict:
+    """Result-record payload of a (possibly partial) diagram: counts over finished cells per seed."""
+    ph = dia.phases
+    rows, per_seed = [], {}
+    for i, s in enumerate(dia.seeds):
+        done = mask[i]
+        counts = {name: int(((ph[i] == k) & done).sum()) for k, name in enumerate(PHASES)}
+        per_seed[str(s)] = {"finished": int(done.sum()), **counts}
+        rows.append([s, int(done.sum()), int(done.size)] + [counts[n] for n in PHASES])
+    return {
+        "experiment": experiment,
+        "seeds": list(dia.seeds),
+        "config": {**meta["grid"], "lag": meta["lag"], **(extra_config or {})},
+        "metrics": {
+            "cells_total": int(mask.size), "cells_finished": int(mask.sum()), "complete": bool(mask.all()),
+            "per_seed": per_seed,
+            "step_train": np.where(mask, dia.step_train, -2).tolist(),
+            "step_test": np.where(mask, dia.step_test, -2).tolist(),
+            "note": "steps: first update with accuracy >= threshold; -1 = not within the budget, "
+                    "-2 = cell not finished",
+        },
+        "tables": [{"name": "phases", "caption": f"{dia.config.loss} phase diagram, "
+                    f"{len(dia.y_values)} {dia.y_name} x {len(dia.x_values)} {dia.x_name}, budget {dia.budget}",
+                    "columns": ["seed", "cells finished", "cells", *PHASES], "rows": rows}],
+    }

@@ -85,7 +85,7 @@ def train_toy(cfg: ToyConfig, *, device: str = "cpu", progress: bool = False) ->
     Step indices are 0-based update indices; with ``rng_order="toy"`` the test accuracy of step
     ``t`` comes from the outputs computed before update ``t`` (as in ``train_add``).
     """
-    from tqdm.auto import tqdm
+    from grokking_theory._io import progress_bar
 
     init = initial_state(cfg)
     dev = torch.device(device)
@@ -136,7 +136,7 @@ def train_toy(cfg: ToyConfig, *, device: str = "cpu", progress: bool = False) ->
     rqis, losses = np.zeros(steps), np.zeros(steps)
     traj = np.zeros((steps, cfg.p, cfg.reprs_dim), dtype=np.float32)
     n_tr = len(tr)
-    for step in tqdm(range(steps), disable=not progress, desc="train", leave=False):
+    for step in progress_bar(range(steps), enabled=progress, desc="train"):
         opt1.zero_grad()
         opt2.zero_grad()
         if cfg.rng_order == "toy":

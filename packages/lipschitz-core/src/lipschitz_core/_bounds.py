@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -12,20 +13,86 @@ from lipschitz_core._constraint import find_constraint
 from lipschitz_core._layers import GroupSort, LipschitzLinear
 from lipschitz_core._norms import KIND_NORMS, check_kind, operator_norm_pq
 
-# Elementwise activations and their Lipschitz constants (in every lp norm, since they act per entry).
+
+# Elementwise activations and their Lipschitz constants (in every lp norm, since they act per
+# entry): the supremum of |f'| over the real line, for every parameter value torch accepts. The
+# smooth ones without a closed form (GELU, SiLU, Mish) are the maximum of f' found on a dense
+# float64 grid (tests/test_bounds.py recomputes it), rounded up in the 5th digit.
+def _celu(m: nn.Module) -> float:
+    if (
+        float(m.alpha) < 0
+    ):  # CELU(x) = alpha * (exp(x / alpha) - 1) for x < 0: unbounded slope when alpha < 0
+        raise TypeError(
+            f"lipschitz_bound: CELU with alpha={float(m.alpha)} < 0 has an unbounded slope (exp(x/alpha) as x -> -inf)"
+        )
+    return 1.0
+
+
+def _softplus(m: nn.Module) -> float:
+    # torch returns x itself once beta * x > threshold: a jump of log1p(exp(-threshold)) / |beta|
+    jump = math.log1p(math.exp(-float(m.threshold))) / abs(float(m.beta))
+    raise TypeError(
+        f"lipschitz_bound: torch's Softplus(beta={float(m.beta):g}, threshold={float(m.threshold):g}) switches to the "
+        f"identity at beta * x > threshold with a jump of {jump:.3g}, so it has no finite Lipschitz constant; its "
+        "slope is < 1 elsewhere. Wrap it in a module with a `lipschitz_certificate` method if the jump is acceptable."
+    )
+
+
+def _prelu(m: nn.Module) -> float:
+    return max(1.0, float(m.weight.detach().abs().max()))
+
+
 _ELEMENTWISE: dict[type[nn.Module], Callable[[nn.Module], float]] = {
     nn.ReLU: lambda m: 1.0,
+    nn.ReLU6: lambda m: 1.0,
     nn.Tanh: lambda m: 1.0,
     nn.Sigmoid: lambda m: 0.25,
-    nn.Hardtanh: lambda m: 1.0,
-    nn.ELU: lambda m: max(1.0, float(m.alpha)),
+    nn.Hardsigmoid: lambda m: (
+        0.16666667163372040
+    ),  # 1/6 rounded up to float32 (torch backward uses it)
+    nn.Hardtanh: lambda m: (
+        1.0
+    ),  # slope 1 between min_val and max_val (torch requires max_val > min_val)
+    nn.ELU: lambda m: max(1.0, abs(float(m.alpha))),  # slope alpha * exp(x) -> |alpha| as x -> 0-
+    nn.CELU: _celu,
+    nn.SELU: lambda m: (
+        1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
+    ),  # scale * alpha
     nn.LeakyReLU: lambda m: max(1.0, abs(float(m.negative_slope))),
-    nn.Softplus: lambda m: 1.0,
-    nn.GELU: lambda m: 1.13,  # max of d/dx x*Phi(x) is 1.1289 (at x = sqrt(2))
-    nn.SiLU: lambda m: 1.1,  # max of d/dx x*sigmoid(x) is 1.0998
+    # eval mode (where certificates apply): the fixed slope (lower + upper) / 2 for x < 0
+    nn.RReLU: lambda m: max(1.0, abs(float(m.lower) + float(m.upper)) / 2),
+    nn.PReLU: _prelu,  # learnable slopes: holds for the current ones
+    nn.Softplus: _softplus,
+    nn.LogSigmoid: lambda m: 1.0,  # slope 1 - sigmoid(x) < 1
+    nn.Softsign: lambda m: 1.0,  # slope 1 / (1 + |x|)^2
+    nn.Tanhshrink: lambda m: 1.0,  # slope tanh(x)^2
+    nn.Softshrink: lambda m: 1.0,  # continuous; slope 0 inside [-lambda, lambda], 1 outside
+    nn.Hardswish: lambda m: 1.5,  # slope (2x + 3) / 6 on (-3, 3) -> 1.5 as x -> 3-
+    nn.GELU: lambda m: (
+        1.1290
+    ),  # max f' = 1.128904 (erf, at x = 1.4142), 1.128993 (tanh approximation)
+    nn.SiLU: lambda m: 1.0999,  # max f' = 1.0998393 at x = 2.3994
+    nn.Mish: lambda m: 1.0885,  # max f' = 1.0884982 at x = 1.4906
     nn.Identity: lambda m: 1.0,
     nn.Flatten: lambda m: 1.0,
 }
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put every submodule of ``module`` in eval mode, and restore each one's own mode afterwards.
+
+    ``module.train(was_training)`` would reset every submodule to the top module's flag; this
+    restores the exact per-submodule modes (a frozen sub-network stays in eval, a training
+    Dropout stays in training).
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _norm_name(p: float) -> str:
@@ -80,10 +147,17 @@ def _bound(module: nn.Module, p_cur: float) -> tuple[float, float]:
     if _linear_weight(module) is not None:
         return _linear_step(module, p_cur)
     if isinstance(module, GroupSort):
+        if module.dim != -1:
+            raise TypeError(
+                f"lipschitz_bound: GroupSort(dim={module.dim}) sorts along a dimension that is not the feature "
+                "(last) dimension, e.g. across the batch, which mixes samples; only dim=-1 is certified"
+            )
         return 1.0, p_cur  # sorting within groups is non-expansive in every lp norm
     if isinstance(module, nn.Dropout):
         if module.training and module.p > 0:
-            raise TypeError("lipschitz_bound: Dropout in training mode has no fixed Lipschitz constant; call .eval()")
+            raise TypeError(
+                "lipschitz_bound: Dropout in training mode has no fixed Lipschitz constant; call .eval()"
+            )
         return 1.0, p_cur
     for cls, constant in _ELEMENTWISE.items():
         if type(module) is cls:
@@ -109,17 +183,15 @@ def lipschitz_bound(module: nn.Module, norm: str) -> float:
     layers costs the exact equivalence constant. Unsupported layers raise ``TypeError``.
     """
     p_in, p_out = KIND_NORMS[check_kind(norm)]
-    was_training = module.training
-    module.eval()  # certificates are for the deployed (eval-mode) function
-    try:
+    with eval_mode(module):  # certificates are for the deployed (eval-mode) function
         factor, p_cur = _bound(module, p_in)
         out_dim = _output_dim(module)
         if p_cur != p_out:
             if out_dim is None and p_out < p_cur:
-                raise TypeError("lipschitz_bound: cannot infer the output dimension to change norms at the end")
+                raise TypeError(
+                    "lipschitz_bound: cannot infer the output dimension to change norms at the end"
+                )
             factor *= switch_cost(p_cur, p_out, out_dim or 1)
-    finally:
-        module.train(was_training)
     return factor
 
 
@@ -140,7 +212,9 @@ def _dual(p: float) -> float:
     return {1.0: math.inf, 2.0: 2.0, math.inf: 1.0}[p]
 
 
-def _unit_dual_directions(n: int, dim: int, p_out: float, generator: torch.Generator | None, like: Tensor) -> Tensor:
+def _unit_dual_directions(
+    n: int, dim: int, p_out: float, generator: torch.Generator | None, like: Tensor
+) -> Tensor:
     """Output directions u with ||u||_{q*} = 1 (extreme points of the dual ball where cheap)."""
     if dim == 1:
         return torch.ones(n, 1, dtype=like.dtype, device=like.device)
@@ -190,19 +264,23 @@ def estimate_lipschitz(
     """
     p_in, p_out = KIND_NORMS[check_kind(norm)]
     if x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"estimate_lipschitz needs x of shape [n >= 1, in_features], got {tuple(x.shape)}")
+        raise ValueError(
+            f"estimate_lipschitz needs x of shape [n >= 1, in_features], got {tuple(x.shape)}"
+        )
     if not bool(torch.isfinite(x).all()):
         raise ValueError("estimate_lipschitz: x contains NaN or inf")
-    was_training = module.training
-    module.eval()
-    try:
+    with eval_mode(module):
         with torch.no_grad():
             out_dim = module(x[:1]).shape[-1]
         n = x.shape[0]
         if out_dim == 1:
             u = torch.ones(1, n, 1, dtype=x.dtype, device=x.device)
         elif _dual(p_out) == 1.0 and out_dim <= 16:
-            u = torch.eye(out_dim, dtype=x.dtype, device=x.device).unsqueeze(1).expand(out_dim, n, out_dim)
+            u = (
+                torch.eye(out_dim, dtype=x.dtype, device=x.device)
+                .unsqueeze(1)
+                .expand(out_dim, n, out_dim)
+            )
         else:
             u = _unit_dual_directions(n, out_dim, p_out, generator, x).unsqueeze(0)
         p_star = _dual(p_in)
@@ -218,9 +296,61 @@ def estimate_lipschitz(
             cand_value = _local_constants(module, candidate, u, p_star)
             better = cand_value > value
             with torch.no_grad():
-                current = torch.where(better.unsqueeze(1), candidate, current).detach().requires_grad_(True)
+                current = (
+                    torch.where(better.unsqueeze(1), candidate, current)
+                    .detach()
+                    .requires_grad_(True)
+                )
                 value = torch.where(better, cand_value, value)
             best = max(best, float(value.max()))
-    finally:
-        module.train(was_training)
     return best
+
+
+def certified_radius(model: nn.Module, X: Tensor, norm: str = "two") -> Tensor:
+    """Per-sample radius within which ``model``'s prediction provably cannot change.
+
+    With ``L = lipschitz_bound(model, norm)`` (input norm p -> output norm q of ``norm``, e.g.
+    ``"two"`` for l2 -> l2, ``"inf"`` for linf -> linf):
+
+    - one output (a binary logit, predicted class ``z > 0``): ``|z| / L``;
+    - K outputs (logits, predicted class ``k = argmax z``): ``min_j (z_k - z_j) / (L * ||e_k - e_j||_q*)``,
+      where ``||e_k - e_j||_q*`` is 2 for a linf output norm, sqrt(2) for l2 and 1 for l1
+      (``|d(z_k - z_j)| <= ||e_k - e_j||_q* * ||dz||_q``).
+
+    Any ``x'`` with ``||x' - x||_p < radius`` gets the prediction of ``x`` (ties aside). The
+    logits are computed in float64 on a copy of the model, so the radius is that of the
+    exact-arithmetic function. Returns a float64 tensor of shape ``[n]``.
+    """
+    if not isinstance(X, Tensor) or X.dim() != 2 or X.shape[0] == 0:
+        raise ValueError(
+            f"certified_radius needs X as a tensor of shape [n >= 1, in_features], got {getattr(X, 'shape', type(X).__name__)}"
+        )
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("certified_radius: X contains NaN or inf")
+    _, p_out = KIND_NORMS[check_kind(norm)]
+    lipschitz = lipschitz_bound(model, norm)
+    if not lipschitz > 0:
+        raise ValueError(
+            f"certified_radius: the certified Lipschitz bound is {lipschitz}; the model is constant"
+        )
+    import copy
+
+    model64 = copy.deepcopy(model).double()
+    with eval_mode(model64), torch.no_grad():
+        z = model64(
+            X.detach()
+            .double()
+            .to(
+                next(model64.parameters()).device
+                if any(True for _ in model64.parameters())
+                else X.device
+            )
+        )
+    z = z.reshape(len(X), -1).cpu()
+    if z.shape[1] == 1:
+        return z[:, 0].abs() / lipschitz
+    kappa = {1.0: 1.0, 2.0: math.sqrt(2.0), math.inf: 2.0}[p_out]
+    top = z.argmax(dim=1)
+    margins = z.gather(1, top[:, None]) - z
+    margins[torch.arange(len(z)), top] = math.inf
+    return margins.min(dim=1).values / (lipschitz * kappa)

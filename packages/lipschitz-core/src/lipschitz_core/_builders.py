@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
+
 from torch import nn
 
 from lipschitz_core._layers import GroupSort, LipschitzLinear
@@ -28,6 +31,8 @@ def lipschitz_mlp(
     group_size: int = 2,
     bias: bool = True,
     always_norm: bool = False,
+    vectorwise: bool = False,
+    kinds: Sequence[str] | None = None,
 ) -> nn.Sequential:
     """An MLP of ``depth`` :class:`LipschitzLinear` layers with :class:`GroupSort` between them.
 
@@ -44,15 +49,38 @@ def lipschitz_mlp(
     inf        inf throughout
     one        one throughout
     ========== =============================
+
+    ``kinds`` (one per layer) overrides the recipe, e.g. ``["two-inf", "inf", "inf"]``; the
+    certified bound for ``norm`` then accounts for every norm change (it can exceed
+    ``lipschitz_const`` when the kinds do not compose to ``norm``: check it with
+    ``lipschitz_bound``). ``vectorwise=True`` rescales each row/column/entry on its own (the
+    authors' default; not defined for ``"two"``).
     """
     check_kind(norm)
     lipschitz_const = check_constant(lipschitz_const)
-    for name, value in (("in_features", in_features), ("hidden", hidden), ("out_features", out_features), ("depth", depth)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    for name, value in (
+        ("in_features", in_features),
+        ("hidden", hidden),
+        ("out_features", out_features),
+        ("depth", depth),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    in_features, hidden, out_features, depth = (
+        int(in_features),
+        int(hidden),
+        int(out_features),
+        int(depth),
+    )
     if depth > 1 and hidden % group_size:
         raise ValueError(f"hidden={hidden} must be divisible by group_size={group_size}")
     first, rest = _RECIPES[norm]
+    if kinds is None:
+        layer_kinds = [first] + [rest] * (depth - 1)
+    else:
+        if isinstance(kinds, str) or len(kinds) != depth:
+            raise ValueError(f"kinds must list one kind per layer ({depth}), got {kinds!r}")
+        layer_kinds = [check_kind(k) for k in kinds]
     per_layer = lipschitz_const ** (1.0 / depth)
     widths = [in_features] + [hidden] * (depth - 1) + [out_features]
     layers: list[nn.Module] = []
@@ -62,9 +90,10 @@ def lipschitz_mlp(
                 widths[i],
                 widths[i + 1],
                 bias=bias,
-                kind=first if i == 0 else rest,
+                kind=layer_kinds[i],
                 lipschitz_const=per_layer,
                 always_norm=always_norm,
+                vectorwise=bool(vectorwise) and layer_kinds[i] != "two",
             )
         )
         if i < depth - 1:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
@@ -50,29 +51,26 @@ class _NormScale(torch.autograd.Function):
 
     Used for large weights. Autograd through ``abs -> sum -> amax -> div`` makes about seven
     full passes over W per step (abs, its backward, the broadcast of the amax gradient, ...),
-    although the subgradient of n(W) lives on one row/column/entry (or is u v^T for the
-    spectral norm). Written out, the backward pass is ``G / d - <G, W> / (d^2 c) * dn/dW``: two
-    passes. For small weights the Python overhead of a custom Function costs more than it
-    saves, so they keep plain autograd (measured: tools/bench/lipschitz_layers.py).
+    although the subgradient of n(W) lives on one row or entry. Written out, the backward pass
+    is ``G / d - <G, W> / (d^2 c) * dn/dW``: two passes. For small weights the Python overhead
+    of a custom Function costs more than it saves, so they keep plain autograd (measured:
+    tools/bench/lipschitz_layers.py).
     """
 
     @staticmethod
     def forward(ctx, weight, d, c, kind, u, v, norm):  # type: ignore[override]
-        ctx.save_for_backward(weight, u, v)
+        ctx.save_for_backward(weight)
         ctx.d, ctx.c, ctx.kind, ctx.norm = d, c, kind, norm
         return weight * (1.0 / d)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):  # type: ignore[override]
-        weight, u, v = ctx.saved_tensors
+        (weight,) = ctx.saved_tensors
         d, c, kind = ctx.d, ctx.c, ctx.kind
         grad = grad_out * (1.0 / d)
         coef = torch.dot(grad_out.reshape(-1), weight.reshape(-1))
         scale = -1.0 / (d * d * c)
-        if kind == "two":
-            grad.addcmul_(u.unsqueeze(1), v.unsqueeze(0) * coef, value=scale)
-            return grad, None, None, None, None, None, None
         index = _argmax_vector(weight, kind)
         if kind in ("inf", "one-inf"):
             grad[index].addcmul_(weight[index].sign(), coef, value=scale)
@@ -81,48 +79,123 @@ class _NormScale(torch.autograd.Function):
         return grad, None, None, None, None, None, None
 
 
+# Spectral norms of weights up to this rank use the exact float64 SVD, larger ones Gram iteration
+# (a handful of matmuls, GPU-friendly); both are deterministic functions of the weight.
+_SVD_MAX_RANK = 256
+
 # Weights with at least this many entries take the hand-written backward (_NormScale).
 _LARGE_WEIGHT = 65536
 
 
-def _divide(weight: Tensor, norms: Tensor, max_norm: float, always_norm: bool, eps: float) -> Tensor:
-    """W / max(1, n / c), or W * c / n with ``always_norm``; ``norms`` broadcasts against W."""
-    ratio = norms / max_norm
-    if always_norm:
-        return weight / ratio.clamp_min(eps)
-    return weight / ratio.clamp_min(1.0)
+_EPS64 = float(torch.finfo(torch.float64).eps)
+
+
+def norm_slack(weight: Tensor, kind: str) -> float:
+    """Relative slack ``delta``: weights are normalized to ``c * (1 - delta)`` instead of ``c``.
+
+    Rounding the rescaled weight to its dtype moves every entry by at most half an ulp, and the
+    norm the weight is divided by is itself computed in floating point (a sum of ``n`` terms is
+    off by at most ``n * eps`` relative, whatever the summation order), so an exactly normalized
+    weight could land a few ulps above ``c``. The certificate compares exactly (in float64),
+    so the normalization leaves room for both: ``delta = 2 eps + 2 n eps_norm`` (``n`` = rows +
+    columns, ``eps_norm`` the epsilon of the dtype the norm is computed in), about 1.6e-5 for a
+    float32 64x64 weight. For the spectral kind the bound is a float64 Gram iteration and an
+    entrywise relative perturbation of ``eps`` can grow the norm by ``eps * sqrt(rank)``.
+    """
+    return _slack(weight.dtype, int(weight.shape[-2]), int(weight.shape[-1]), kind)
+
+
+@functools.lru_cache(maxsize=256)
+def _slack(dtype: torch.dtype, rows: int, cols: int, kind: str) -> float:
+    eps = float(torch.finfo(dtype).eps) if dtype.is_floating_point else _EPS64
+    n_reduce = rows + cols
+    if kind == "two":
+        return 4.0 * eps * math.sqrt(min(rows, cols)) + 16.0 * n_reduce * _EPS64
+    norm_eps = float(torch.finfo(_norm_dtype(dtype)).eps)
+    return 2.0 * eps + 2.0 * (n_reduce + 2) * norm_eps + 4.0 * n_reduce * _EPS64
+
+
+def _norm_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def gram_spectral_bound(weight: Tensor, n_iterations: int = 8) -> Tensor:
+    """Guaranteed upper bound on the spectral norm by Gram iteration (Delattre et al., arXiv 2305.16173).
+
+    ``G_0 = W``, ``G_{t+1} = G_t^T G_t`` (rescaled by its Frobenius norm each step to stay in
+    range); ``sigma_1(W) <= ||G_t||_F ** (2 ** -t)``, with equality in the limit. After ``t``
+    steps the bound exceeds ``sigma_1`` by at most a factor ``rank ** (2 ** -(t + 1))`` (1.4 % for
+    rank 1024 and t = 8; far less when the top singular value is separated). Computed in float64
+    and differentiable (plain autograd through ``t`` matmuls of the smaller Gram side).
+    ``weight`` is ``[out, in]`` or a batch ``[..., out, in]``.
+    """
+    w = weight.double()
+    if w.shape[-2] < w.shape[-1]:
+        w = w.mT  # W^T W is then the smaller of the two Gram matrices; sigma is the same
+    log_scale = torch.zeros(w.shape[:-2], dtype=torch.float64, device=w.device)
+    for _ in range(n_iterations):
+        fro = torch.linalg.matrix_norm(w).clamp_min(1e-300)
+        log_scale = 2.0 * (log_scale + torch.log(fro))
+        w = w / fro[..., None, None]
+        w = w.mT @ w
+    fro = torch.linalg.matrix_norm(w).clamp_min(1e-300)
+    return torch.exp((torch.log(fro) + log_scale) / float(2**n_iterations))
+
+
+def _divide(weight: Tensor, norms: Tensor, target: float, always_norm: bool, eps: float) -> Tensor:
+    """W / max(1, n / target), or W * target / n with ``always_norm``; ``norms`` broadcasts against W."""
+    ratio = norms / target
+    divisor = ratio.clamp_min(eps) if always_norm else ratio.clamp_min(1.0)
+    return (weight / divisor).to(weight.dtype)
 
 
 def normalize_weight(
-    weight: Tensor, kind: str, max_norm: float = 1.0, *, always_norm: bool = False, eps: float = 1e-12
+    weight: Tensor,
+    kind: str,
+    max_norm: float = 1.0,
+    *,
+    always_norm: bool = False,
+    eps: float = 1e-12,
 ) -> Tensor:
     """Functional form of the constraint for one weight ``[out, in]`` or a batch ``[..., out, in]``.
 
-    Each matrix is divided by ``max(1, ||W||_kind / max_norm)`` (or rescaled to exactly
-    ``max_norm`` with ``always_norm``), with plain autograd through the exact norm (the exact SVD
-    for ``"two"``). For stacks of independent layers evaluated with batched matmuls, e.g. one
-    critic per event.
+    Each matrix is divided by ``max(1, ||W||_kind / c')`` (or rescaled to exactly ``c'`` with
+    ``always_norm``), where ``c' = max_norm * (1 - delta)`` leaves room for rounding (see
+    :func:`norm_slack`), so the exact float64 operator norm of the result is <= ``max_norm``.
+    Plain autograd through the exact norm, computed in float64 (the exact SVD for ``"two"``).
+    For stacks of independent layers evaluated with batched matmuls, e.g. one critic per event.
     """
     check_kind(kind)
     max_norm = check_constant(max_norm, "max_norm")
     if weight.dim() < 2:
-        raise ValueError(f"normalize_weight needs a weight of shape [..., out, in], got {tuple(weight.shape)}")
-    norms = operator_norm(weight, kind)
+        raise ValueError(
+            f"normalize_weight needs a weight of shape [..., out, in], got {tuple(weight.shape)}"
+        )
+    if kind == "two":
+        norms = torch.linalg.matrix_norm(weight.double(), ord=2)  # exact (SVD), float64
+    else:
+        norms = operator_norm(weight.to(_norm_dtype(weight.dtype)), kind)
     _check_finite(norms, kind)
-    return _divide(weight, norms[..., None, None], max_norm, always_norm, eps)
+    target = max_norm * (1.0 - norm_slack(weight, kind))
+    return _divide(weight, norms[..., None, None], target, always_norm, eps)
 
 
 class OperatorNormConstraint(nn.Module):
     """Parametrization that bounds the operator norm ``kind`` of a weight by ``max_norm``.
 
-    ``W -> W / max(1, n(W) / max_norm)``, or ``W -> W * max_norm / n(W)`` with ``always_norm``.
-    ``n(W)`` is the operator norm (one scalar), or with ``vectorwise=True`` the per-row/column
-    quantities of the original authors' package (every vector rescaled on its own; the operator
-    norm is still bounded by ``max_norm``).
+    ``W -> W / max(1, n(W) / c')``, or ``W -> W * c' / n(W)`` with ``always_norm``, where
+    ``c' = max_norm * (1 - delta)`` (a relative slack of a few ulps, see :func:`norm_slack`) so
+    that the exact float64 norm of the rounded result never exceeds ``max_norm``. ``n(W)`` is
+    the operator norm (one scalar, computed in float64), or with ``vectorwise=True`` the
+    per-row/column quantities of the original authors' package (every vector rescaled on its
+    own; the operator norm is still bounded by ``max_norm``).
 
-    For ``kind="two"`` the spectral norm is estimated in training mode by power iteration with
-    persistent vectors (cheap, one matmul pair per step), and computed exactly in eval mode, so
-    an evaluated or frozen model meets the bound exactly.
+    For ``kind="two"``, ``n(W)`` is the exact float64 spectral norm (``svdvals``) when
+    ``min(out, in) <= 256``, else the Gram-iteration upper bound (:func:`gram_spectral_bound`,
+    ``n_gram_iterations`` steps), in training and in eval mode alike: the constraint is a
+    deterministic function of ``W``, so the trained function is the certified one, and the
+    spectral norm of the result is <= ``max_norm`` at every step (0.1 used one power-iteration
+    step in training, an underestimate).
     """
 
     def __init__(
@@ -133,7 +206,7 @@ class OperatorNormConstraint(nn.Module):
         always_norm: bool = False,
         vectorwise: bool = False,
         shape: tuple[int, int] | None = None,
-        n_power_iterations: int = 1,
+        n_gram_iterations: int = 8,
         eps: float = 1e-12,
     ) -> None:
         super().__init__()
@@ -141,20 +214,21 @@ class OperatorNormConstraint(nn.Module):
         self.max_norm = check_constant(max_norm, "max_norm")
         self.always_norm = bool(always_norm)
         if vectorwise and self.kind == "two":
-            raise ValueError("vectorwise=True is not defined for kind='two' (the spectral norm is one number)")
+            raise ValueError(
+                "vectorwise=True is not defined for kind='two' (the spectral norm is one number)"
+            )
         self.vectorwise = bool(vectorwise)
-        if isinstance(n_power_iterations, bool) or not isinstance(n_power_iterations, int) or n_power_iterations < 1:
-            raise ValueError(f"n_power_iterations must be an integer >= 1, got {n_power_iterations!r}")
-        self.n_power_iterations = n_power_iterations
+        if (
+            isinstance(n_gram_iterations, bool)
+            or not isinstance(n_gram_iterations, numbers.Integral)
+            or n_gram_iterations < 1
+        ):
+            raise ValueError(
+                f"n_gram_iterations must be an integer >= 1, got {n_gram_iterations!r}"
+            )
+        self.n_gram_iterations = int(n_gram_iterations)
         self.eps = float(eps)
-        if self.kind == "two":
-            if shape is None:
-                raise ValueError("kind='two' needs the weight shape to allocate power-iteration vectors")
-            out_features, in_features = shape
-            u = F.normalize(torch.randn(out_features), dim=0, eps=eps)
-            v = F.normalize(torch.randn(in_features), dim=0, eps=eps)
-            self.register_buffer("_u", u)
-            self.register_buffer("_v", v)
+        self.shape = None if shape is None else tuple(int(s) for s in shape)
 
     def extra_repr(self) -> str:
         return (
@@ -162,92 +236,94 @@ class OperatorNormConstraint(nn.Module):
             f"vectorwise={self.vectorwise}"
         )
 
-    def _power_iteration(self, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``n_power_iterations`` steps from the persistent vectors; returns (u, v, ||W v|| = u^T W v)."""
-        with torch.no_grad():
-            u = self._u
-            for _ in range(self.n_power_iterations):
-                v = weight.t().mv(u)
-                v = v / torch.linalg.vector_norm(v).clamp_min(self.eps)
-                wv = weight.mv(v)
-                sigma = torch.linalg.vector_norm(wv)
-                u = wv / sigma.clamp_min(self.eps)
-        # fresh tensors rather than in-place copies: autograd keeps the ones this step used
-        self._u, self._v = u, v
-        return u, v, sigma
+    def config_key(self) -> tuple:
+        """Everything the normalized weight depends on besides the weight itself (for caches)."""
+        return (self.kind, self.max_norm, self.always_norm, self.vectorwise, self.n_gram_iterations)
 
-    def _spectral_norm(self, weight: Tensor) -> Tensor:
-        if self.training:
-            u, v, _ = self._power_iteration(weight)
-            # sigma = u^T W v with u, v treated as constants: the standard spectral-norm gradient.
-            return torch.dot(u, weight.mv(v))
-        _check_finite(weight, self.kind)  # the SVD would fail with a LinAlgError on NaN
-        return torch.linalg.matrix_norm(weight, ord=2)
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # 0.1 kept power-iteration vectors for kind="two"; the Gram bound needs no state.
+        for stale in ("_u", "_v"):
+            state_dict.pop(prefix + stale, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def target(self, weight: Tensor) -> float:
+        """``max_norm * (1 - delta)``: the norm the weight is rescaled to."""
+        return self.max_norm * (1.0 - norm_slack(weight, self.kind))
 
     def norms(self, weight: Tensor) -> Tensor:
-        """The quantity the weight is divided by (before clamping): scalar or per-vector."""
-        if self.kind == "two":
-            return self._spectral_norm(weight)
-        if self.vectorwise:
-            return vector_norms(weight, self.kind)
-        return operator_norm(weight, self.kind)
+        """The quantity the weight is divided by (before clamping): scalar or per-vector.
 
-    def _large_forward(self, weight: Tensor) -> Tensor:
+        Computed in the weight's dtype (float32 for half types); the float64 Gram bound for ``"two"``.
+        """
+        if self.kind == "two":
+            if min(weight.shape[-2:]) <= _SVD_MAX_RANK:
+                # small: the exact float64 spectral norm (svdvals; its gradient is stable)
+                _check_finite(weight, self.kind)  # the SVD fails with a LinAlgError on NaN
+                return torch.linalg.matrix_norm(weight.double(), ord=2)
+            return gram_spectral_bound(weight, self.n_gram_iterations)
+        w = weight.to(_norm_dtype(weight.dtype))
+        if self.vectorwise:
+            return vector_norms(w, self.kind)
+        return operator_norm(w, self.kind)
+
+    def _large_forward(self, weight: Tensor, target: float) -> Tensor:
         """Like :meth:`_scalar_forward`, with the norm computed without autograd and _NormScale's backward."""
         kind = self.kind
-        u = v = None
-        if kind == "two":
-            u, v, norm_t = self._power_iteration(weight)
-        else:
-            with torch.no_grad():
-                if kind == "inf":
-                    norm_t = torch.linalg.vector_norm(weight, ord=1, dim=1).amax()
-                elif kind == "one-inf":
-                    norm_t = torch.linalg.vector_norm(weight, ord=float("inf"))
-                else:  # two-inf
-                    norm_t = torch.linalg.vector_norm(weight, ord=2, dim=1).amax()
+        with torch.no_grad():
+            w = weight.to(_norm_dtype(weight.dtype))
+            if kind == "inf":
+                norm_t = torch.linalg.vector_norm(w, ord=1, dim=1).amax()
+            elif kind == "one-inf":
+                norm_t = torch.linalg.vector_norm(w, ord=float("inf"))
+            else:  # two-inf
+                norm_t = torch.linalg.vector_norm(w, ord=2, dim=1).amax()
         norm = _host_norm(norm_t, kind)
-        if norm <= self.eps or (not self.always_norm and norm <= self.max_norm):
+        if norm <= self.eps or (not self.always_norm and norm <= target):
             return weight
-        return _NormScale.apply(weight, norm / self.max_norm, self.max_norm, kind, u, v, norm)
+        return _NormScale.apply(weight, norm / target, target, kind, None, None, norm)
 
-    def _scalar_forward(self, weight: Tensor) -> Tensor:
+    def _scalar_forward(self, weight: Tensor, target: float) -> Tensor:
         """Operator-norm (non-vectorwise) normalization on the fewest kernels we found.
 
-        Plain autograd through ``abs -> sum -> amax -> div`` (a custom autograd.Function with a
-        hand-written backward measured slower: its Python overhead outweighs the saved kernels).
-        The norm is read once on the host to refuse non-finite weights and to skip the division
+        Plain autograd through the norm (``abs -> sum -> amax``, or the Gram bound). The
+        norm is read once on the host to refuse non-finite weights and to skip the division
         entirely when the weight is already inside the ball.
         """
-        kind = self.kind
-        if kind == "two":
-            u, v, _ = self._power_iteration(weight)
-            norm_t = torch.dot(u, weight.mv(v))  # sigma = u^T W v, gradient u v^T
-        elif kind == "inf":
-            norm_t = weight.abs().sum(dim=1).amax()
-        elif kind == "one":
-            norm_t = weight.abs().sum(dim=0).amax()
-        elif kind == "one-inf":
-            norm_t = weight.abs().amax()
-        else:  # two-inf
-            norm_t = torch.linalg.vector_norm(weight, ord=2, dim=1).amax()
-        norm = _host_norm(norm_t, kind)
-        if norm <= self.eps or (not self.always_norm and norm <= self.max_norm):
+        norm_t = self.norms(weight)
+        norm = _host_norm(norm_t, self.kind)
+        if norm <= self.eps or (not self.always_norm and norm <= target):
             return weight  # inside the ball (or all zero): identity, and an identity gradient
-        if self.max_norm == 1.0:
+        if norm_t.dtype != weight.dtype:  # the float64 Gram bound, or a half-precision weight
+            return weight * (target / norm_t).to(weight.dtype)
+        if target == 1.0:
             return weight / norm_t
-        return weight * (self.max_norm / norm_t)
+        return weight * (target / norm_t)
 
     def forward(self, weight: Tensor) -> Tensor:
-        fast = not self.vectorwise and not torch.compiler.is_compiling() and (self.kind != "two" or self.training)
-        if fast and weight.dim() == 2:
-            # "one" reduces over columns (a strided pass) and measured slower on this path
-            if weight.numel() >= _LARGE_WEIGHT and self.kind != "one":
-                return self._large_forward(weight)
-            return self._scalar_forward(weight)
+        if not (torch.is_grad_enabled() and weight.requires_grad):
+            # no graph to build (eval under no_grad / inference_mode): reuse the last result while
+            # the same parameter is unchanged (its version counter), e.g. for direct_norm layers
+            key = (weight._version, weight.data_ptr(), weight.dtype, weight.device, self.config_key())
+            cache = self.__dict__.get("_eval_cache")
+            if cache is not None and cache[0] is weight and cache[1] == key and cache[2]._version == cache[3]:
+                return cache[2]  # (an in-place edit of the returned tensor bumps its version: recomputed)
+            out = self._normalize(weight)
+            if isinstance(weight, nn.Parameter):  # only the module's own parameter, never a temporary
+                self.__dict__["_eval_cache"] = (weight, key, out, out._version)
+            return out
+        self.__dict__.pop("_eval_cache", None)
+        return self._normalize(weight)
+
+    def _normalize(self, weight: Tensor) -> Tensor:
+        target = self.target(weight)
+        if not self.vectorwise and not torch.compiler.is_compiling() and weight.dim() == 2:
+            # "one" reduces over columns (a strided pass) and measured slower on the large path
+            if weight.numel() >= _LARGE_WEIGHT and self.kind not in ("one", "two"):
+                return self._large_forward(weight, target)
+            return self._scalar_forward(weight, target)
         norms = self.norms(weight)
         _check_finite(norms, self.kind)
-        return _divide(weight, norms, self.max_norm, self.always_norm, self.eps)
+        return _divide(weight, norms, target, self.always_norm, self.eps)
 
 
 def direct_norm(
@@ -280,7 +356,9 @@ def direct_norm(
     return module
 
 
-def find_constraint(module: nn.Module, parameter_name: str = "weight") -> OperatorNormConstraint | None:
+def find_constraint(
+    module: nn.Module, parameter_name: str = "weight"
+) -> OperatorNormConstraint | None:
     """The :class:`OperatorNormConstraint` acting on ``module.<parameter_name>``, if any."""
     own = getattr(module, "constraint", None)  # LipschitzLinear keeps its constraint as a submodule
     if isinstance(own, OperatorNormConstraint):
@@ -290,4 +368,3 @@ def find_constraint(module: nn.Module, parameter_name: str = "weight") -> Operat
             if isinstance(p, OperatorNormConstraint):
                 return p
     return None
-

@@ -13,7 +13,13 @@ from lipschitz_core._layers import LipschitzLinear
 
 
 def _plain_linear(weight: torch.Tensor, bias: torch.Tensor | None, kind: str | None) -> nn.Linear:
-    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype)
+    layer = nn.Linear(
+        weight.shape[1],
+        weight.shape[0],
+        bias=bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
     with torch.no_grad():
         layer.weight.copy_(weight)
         if bias is not None:
@@ -24,12 +30,15 @@ def _plain_linear(weight: torch.Tensor, bias: torch.Tensor | None, kind: str | N
 
 
 def _replacement(module: nn.Module) -> nn.Linear | None:
-    if isinstance(module, LipschitzLinear):
+    if isinstance(module, LipschitzLinear) and type(module).forward is LipschitzLinear.forward:
+        # (subclasses with their own forward, e.g. monotonenorm.MonotonicLayer, are not a plain linear map)
         return _plain_linear(module.normalized_weight(), module.bias, module.kind)
     if isinstance(module, nn.Linear) and parametrize.is_parametrized(module, "weight"):
         constraint = find_constraint(module)
         # module.weight evaluates the parametrization (eval mode: exact norms)
-        return _plain_linear(module.weight, module.bias, None if constraint is None else constraint.kind)
+        return _plain_linear(
+            module.weight, module.bias, None if constraint is None else constraint.kind
+        )
     return None
 
 

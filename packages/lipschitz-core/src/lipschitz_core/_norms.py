@@ -17,6 +17,7 @@ kind       operator norm        closed form
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -44,9 +45,11 @@ def check_constant(value: object, name: str = "lipschitz_const") -> float:
     """Return ``value`` as a float if it is a finite number > 0, else raise ``ValueError``."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name} must be a single number, got a tensor of shape {tuple(value.shape)}")
+            raise ValueError(
+                f"{name} must be a single number, got a tensor of shape {tuple(value.shape)}"
+            )
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars included
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or value <= 0.0:
@@ -68,7 +71,9 @@ def vector_norms(weight: Tensor, kind: str) -> Tensor:
         return weight.abs()
     if kind == "two-inf":
         return torch.linalg.vector_norm(weight, ord=2, dim=1, keepdim=True)
-    raise ValueError(f"kind {kind!r} has no vectorwise form; vectorwise kinds are 'one', 'inf', 'one-inf', 'two-inf'")
+    raise ValueError(
+        f"kind {kind!r} has no vectorwise form; vectorwise kinds are 'one', 'inf', 'one-inf', 'two-inf'"
+    )
 
 
 def operator_norm_pq(weight: Tensor, p_in: float, p_out: float) -> Tensor:

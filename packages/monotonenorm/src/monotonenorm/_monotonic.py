@@ -6,7 +6,7 @@ import copy
 import math
 import numbers
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +16,6 @@ import lipschitz_core
 from monotonenorm._compat import LipschitzLinear
 from monotonenorm._constraints import REQUIRED, infer_in_features, parse_constraints
 
-#: Relative slack allowed between g's certified bound and lambda. The normalized weights are
-#: float32, so a layer normalized to exactly lambda can come out ~1e-7 above it after rounding;
-#: a float32 forward pass itself has rounding errors of the same order.
-BOUND_RTOL = 1e-5
-
 _P_TO_KIND = {1.0: "one-inf", 2.0: "two-inf", math.inf: "inf"}
 
 
@@ -28,7 +23,9 @@ def _kind_for_input_norm(p_in: float) -> str:
     try:
         return _P_TO_KIND[p_in]
     except KeyError:
-        raise ValueError(f"no certificate for input norm l{p_in:g}; supported: l1, l2, linf") from None
+        raise ValueError(
+            f"no certificate for input norm l{p_in:g}; supported: l1, l2, linf"
+        ) from None
 
 
 def _is_scalar_number(value: object) -> bool:
@@ -41,6 +38,33 @@ def _check_lambda(value: object) -> float:
     if not _is_scalar_number(value) or not math.isfinite(float(value)) or float(value) <= 0:  # type: ignore[arg-type]
         raise ValueError(f"lipschitz_const must be a finite number > 0, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def unconstrained_layers(module: nn.Module) -> list[str]:
+    """Names of the submodules of ``module`` whose parameters are not under a norm constraint.
+
+    Norm-constrained: ``lipschitz_core.LipschitzLinear`` (and subclasses), layers with a
+    ``direct_norm`` parametrization, and modules that certify themselves through a
+    ``lipschitz_certificate`` method (their sub-layers are then theirs to bound). Anything else
+    that owns parameters (plain ``nn.Linear``, ``PReLU``, normalization layers, ...) is listed.
+    """
+    found: list[str] = []
+    skip: list[str] = []
+    for name, sub in module.named_modules():
+        if any(name == s or name.startswith(s + ".") for s in skip):
+            continue
+        constrained = (
+            isinstance(sub, lipschitz_core.LipschitzLinear)
+            or lipschitz_core.find_constraint(sub) is not None
+        )
+        if constrained or (
+            callable(getattr(sub, "lipschitz_certificate", None)) and sub is not module
+        ):
+            skip.append(name)
+            continue
+        if any(True for _ in sub.parameters(recurse=False)):
+            found.append(f"{name or '<g>'} ({type(sub).__name__})")
+    return found
 
 
 class MonotonicWrapper(nn.Module):
@@ -64,8 +88,18 @@ class MonotonicWrapper(nn.Module):
     positional order is recognised (a number in second place and signs in third).
 
     Constrained partial derivatives lie in [0, 2 lambda], free ones in [-lambda, lambda].
-    ``g``'s bound is re-checked by :meth:`check_certificate` (call it after training when ``g``
-    contains layers that are not norm-constrained, whose bound can grow).
+
+    The comparison ``bound <= lambda`` is exact (float64, no tolerance); the layers leave room
+    for rounding in their normalization instead (see ``lipschitz_core.norm_slack``). The
+    certificate is about the function in exact arithmetic; a float32 forward pass adds its own
+    rounding (relative 1e-7) on top.
+
+    Every layer of ``g`` with parameters must be norm-constrained (``LipschitzLinear``,
+    ``direct_norm``, or a module with a ``lipschitz_certificate`` method), because only then
+    does the certificate survive training. ``certify_current_weights_only=True`` accepts other
+    layers (plain ``nn.Linear``, ``PReLU``, ...): the certificate then holds only for the weights
+    at the time it is checked, so call :meth:`check_certificate` or ``verify_monotonic`` again
+    after every change of the weights.
     """
 
     def __init__(
@@ -73,9 +107,13 @@ class MonotonicWrapper(nn.Module):
         lipschitz_module: nn.Module,
         monotonic_constraints: object = REQUIRED,
         lipschitz_const: float | object = 1.0,
+        *,
+        certify_current_weights_only: bool = False,
     ) -> None:
         super().__init__()
-        if _is_scalar_number(monotonic_constraints) and isinstance(lipschitz_const, Iterable | Mapping):
+        if _is_scalar_number(monotonic_constraints) and isinstance(
+            lipschitz_const, Iterable | Mapping
+        ):
             # monotonicnetworks order: MonotonicWrapper(module, lipschitz_const, monotonic_constraints)
             monotonic_constraints, lipschitz_const = lipschitz_const, monotonic_constraints
         if _is_scalar_number(monotonic_constraints):
@@ -84,11 +122,23 @@ class MonotonicWrapper(nn.Module):
                 "call MonotonicWrapper(module, monotonic_constraints=[...], lipschitz_const=...)"
             )
         if not isinstance(lipschitz_module, nn.Module):
-            raise TypeError(f"lipschitz_module must be a torch.nn.Module, got {type(lipschitz_module).__name__}")
+            raise TypeError(
+                f"lipschitz_module must be a torch.nn.Module, got {type(lipschitz_module).__name__}"
+            )
         lam = _check_lambda(lipschitz_const)
         in_features = infer_in_features(lipschitz_module)
         mc = parse_constraints(monotonic_constraints, in_features)
+        unconstrained = unconstrained_layers(lipschitz_module)
+        if unconstrained and not certify_current_weights_only:
+            raise ValueError(
+                f"g has layers that are not norm-constrained ({', '.join(unconstrained)}): their weights can grow in "
+                "training and break monotonicity without notice. Use LipschitzLinear / direct_norm layers, or pass "
+                "certify_current_weights_only=True to accept a certificate that holds only for the weights at the time "
+                "it is checked (re-check with check_certificate() or verify_monotonic after training)."
+            )
         self.nn = lipschitz_module
+        self.certify_current_weights_only = bool(certify_current_weights_only)
+        self.unconstrained_layers = unconstrained
         self.register_buffer("lipschitz_const", torch.tensor([lam]))
         self.register_buffer("monotonic_constraints", mc)
         self.check_certificate()
@@ -125,29 +175,31 @@ class MonotonicWrapper(nn.Module):
             worst = self.worst_case_bound()
         except TypeError as exc:
             raise ValueError(
-                "MonotonicWrapper cannot certify g, so monotonicity could not be guaranteed: " + str(exc)
+                "MonotonicWrapper cannot certify g, so monotonicity could not be guaranteed: "
+                + str(exc)
             ) from exc
-        lam = float(self.lipschitz_const)
-        limit = lam * (1.0 + BOUND_RTOL)
-        if not bound <= limit:
+        lam = float(self.lipschitz_const)  # the float32 buffer the residual uses, exactly
+        if not bound <= lam:  # exact, in float64: no tolerance
             raise ValueError(
-                f"g's certified l1->linf Lipschitz bound is {bound:.6g}, larger than lipschitz_const={lam:.6g}: "
+                f"g's certified l1->linf Lipschitz bound is {bound:.7g}, larger than lipschitz_const={lam:.7g}: "
                 "the residual could not dominate g and monotonicity would not be guaranteed. Use "
-                f"lipschitz_const >= {bound:.6g}, or constrain g's layers so the product of their "
+                f"lipschitz_const >= {bound:.7g}, or constrain g's layers so the product of their "
                 "constants is <= lipschitz_const (e.g. lipschitz_const ** (1 / depth) per layer)."
             )
-        if not worst <= limit:
+        if not worst <= lam:
             raise ValueError(
-                f"g's norm constraints allow a certified l1->linf bound of {worst:.6g} (the product of the layer "
-                f"constants), larger than lipschitz_const={lam:.6g}: its current bound {bound:.6g} is fine, but "
+                f"g's norm constraints allow a certified l1->linf bound of {worst:.7g} (the product of the layer "
+                f"constants), larger than lipschitz_const={lam:.7g}: its current bound {bound:.7g} is fine, but "
                 "training could push it past lambda and break monotonicity. Use "
-                f"lipschitz_const >= {worst:.6g}, or per-layer constants whose product is <= {lam:.6g}."
+                f"lipschitz_const >= {worst:.7g}, or per-layer constants whose product is <= {lam:.7g}."
             )
         return bound
 
     def residual(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"expected inputs with {self.in_features} features (last dim), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected inputs with {self.in_features} features (last dim), got shape {tuple(x.shape)}"
+            )
         return self.lipschitz_const * (x @ self.monotonic_constraints)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -157,7 +209,11 @@ class MonotonicWrapper(nn.Module):
     def lipschitz_certificate(self, p_in: float) -> tuple[float, float]:
         kind = _kind_for_input_norm(p_in)
         g = lipschitz_core.lipschitz_bound(self.nn, kind)
-        r = float(lipschitz_core.operator_norm(self.lipschitz_const.double() * self.monotonic_constraints.double().T, kind))
+        r = float(
+            lipschitz_core.operator_norm(
+                self.lipschitz_const.double() * self.monotonic_constraints.double().T, kind
+            )
+        )
         return g + r, math.inf
 
     def extra_repr(self) -> str:
@@ -205,7 +261,9 @@ class MonotonicLayer(LipschitzLinear):
     def lipschitz_certificate(self, p_in: float) -> tuple[float, float]:
         kind = _kind_for_input_norm(p_in)
         with torch.no_grad():
-            return float(lipschitz_core.operator_norm(self.effective_weight().double(), kind)), math.inf
+            return float(
+                lipschitz_core.operator_norm(self.effective_weight().double(), kind)
+            ), math.inf
 
 
 def _looks_transposed(constraints: object, in_features: int, out_features: int) -> bool:
@@ -232,7 +290,9 @@ class SigmaNet(MonotonicWrapper):
         *,
         monotone_constraints: object = REQUIRED,
     ) -> None:
-        warnings.warn("SigmaNet is deprecated, use MonotonicWrapper instead", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "SigmaNet is deprecated, use MonotonicWrapper instead", DeprecationWarning, stacklevel=2
+        )
         if monotonic_constraints is REQUIRED:
             monotonic_constraints = monotone_constraints
         elif monotone_constraints is not REQUIRED:
@@ -249,9 +309,16 @@ def monotonic_mlp(
     out_features: int = 1,
     lipschitz_const: float = 1.0,
     group_size: int = 2,
+    vectorwise: bool = False,
+    kinds: Sequence[str] | None = None,
 ) -> MonotonicWrapper:
     """The papers' recipe: ``depth`` layers (one-inf, then inf) of constant ``lipschitz_const ** (1/depth)``
-    each, MaxMin (``group_size=2``) between them, wrapped in :class:`MonotonicWrapper`."""
+    each, MaxMin (``group_size=2``) between them, wrapped in :class:`MonotonicWrapper`.
+
+    ``vectorwise=True`` rescales every row/entry on its own (the authors' default); ``kinds``
+    (one per layer) replaces the one-inf/inf recipe; the wrapper refuses kinds whose certified
+    l1 -> linf bound exceeds ``lipschitz_const``.
+    """
     g = lipschitz_core.lipschitz_mlp(
         in_features,
         width,
@@ -260,5 +327,7 @@ def monotonic_mlp(
         lipschitz_const=lipschitz_const,
         norm="one-inf",
         group_size=group_size,
+        vectorwise=vectorwise,
+        kinds=kinds,
     )
     return MonotonicWrapper(g, monotonic_constraints, lipschitz_const)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from torch import Tensor, nn
 
 import lipschitz_core
 from monotonenorm._constraints import parse_constraints
-from monotonenorm._monotonic import BOUND_RTOL, MonotonicWrapper
+from monotonenorm._monotonic import MonotonicWrapper
 
 # Elementwise maps that are non-decreasing, so they keep every monotone direction.
 _MONOTONE_ELEMENTWISE: tuple[type[nn.Module], ...] = (
@@ -21,7 +20,7 @@ _MONOTONE_ELEMENTWISE: tuple[type[nn.Module], ...] = (
     nn.ReLU6,
     nn.Sigmoid,
     nn.Tanh,
-    nn.Softplus,
+    # (not nn.Softplus: torch's switches to the identity above `threshold` with a downward jump)
     nn.Hardtanh,
     nn.Hardsigmoid,
     nn.Identity,
@@ -38,12 +37,16 @@ class MonotonicityReport:
     certificate (e.g. a boosted-tree predict function). The empirical counts are violations of
     ``c_i * (f(x') - f(x)) >= 0`` for moves ``x' - x`` along ``c_i`` (gradient signs, finite
     differences at several step sizes, random pairs that swap one feature between two rows).
+    ``certified_output`` names what was checked and certified: a torch module's outputs (the
+    logits, for a classifier network), a classifier's ``predict_proba`` or a regressor's
+    ``predict``.
     """
 
     certified: bool | None
     certificate: str
     certified_bound: float | None
     lipschitz_const: float | None
+    certified_output: str
     n_gradient_checks: int
     gradient_violations: int
     n_finite_difference_checks: int
@@ -77,7 +80,7 @@ class MonotonicityReport:
     def __str__(self) -> str:
         cert = {True: "certified", False: "NOT certified", None: "no certificate"}[self.certified]
         return (
-            f"{cert} ({self.certificate}); empirical violations: gradient {self.gradient_violations}/"
+            f"{self.certified_output}: {cert} ({self.certificate}); empirical violations: gradient {self.gradient_violations}/"
             f"{self.n_gradient_checks}, finite differences {self.finite_difference_violations}/"
             f"{self.n_finite_difference_checks}, pairs {self.pair_violations}/{self.n_pair_checks}"
             f" (worst {self.worst_violation:.3g})"
@@ -116,11 +119,18 @@ def _propagate(module: nn.Module, signs: Tensor, notes: list[str]) -> Tensor:
         bound = module.certified_bound()
         lam = float(module.lipschitz_const)
         mc = module.monotonic_constraints.double().expand(module.in_features, -1)
-        if bound <= lam * (1 + BOUND_RTOL):
-            notes.append(f"g bound {bound:.4g} <= lambda {lam:.4g}")
+        if bound <= lam:  # exact, float64
+            note = f"g bound {bound:.10g} <= lambda {lam:.10g}"
+            if module.certify_current_weights_only:
+                note += (
+                    " for the weights at check time only (unconstrained layers: "
+                    + ", ".join(module.unconstrained_layers)
+                    + ")"
+                )
+            notes.append(note)
             m = torch.where(mc == 0, torch.full_like(mc, math.nan), mc)
         else:
-            notes.append(f"g bound {bound:.4g} > lambda {lam:.4g}")
+            notes.append(f"g bound {bound:.10g} > lambda {lam:.10g}")
             m = torch.full_like(mc, math.nan)
         if m.shape[1] == 1:
             out_dim = _probe_out_dim(module, signs.shape[1])
@@ -164,11 +174,15 @@ def _effective_weight(module: nn.Module) -> Tensor | None:
 def _probe_out_dim(module: nn.Module, in_features: int) -> int:
     with torch.no_grad():
         param = next(module.parameters(), None)
-        x = torch.zeros(1, in_features, dtype=param.dtype if param is not None else torch.get_default_dtype())
+        x = torch.zeros(
+            1, in_features, dtype=param.dtype if param is not None else torch.get_default_dtype()
+        )
         return int(module(x).shape[-1])
 
 
-def certify_monotonic(model: nn.Module, monotonic_constraints: object) -> tuple[bool | None, str, float | None, float | None]:
+def certify_monotonic(
+    model: nn.Module, monotonic_constraints: object
+) -> tuple[bool | None, str, float | None, float | None]:
     """Prove monotonicity from the weights: ``(certified, description, bound, lambda)``.
 
     Each :class:`MonotonicWrapper` must have a certified bound <= its lambda; through the rest
@@ -177,21 +191,21 @@ def certify_monotonic(model: nn.Module, monotonic_constraints: object) -> tuple[
     signs). ``certified`` is None for layer types the analysis does not know.
     """
     in_features = getattr(model, "in_features", None)
-    mc = parse_constraints(monotonic_constraints, in_features if isinstance(in_features, int) else None).double()
+    mc = parse_constraints(
+        monotonic_constraints, in_features if isinstance(in_features, int) else None
+    ).double()
     n_in = mc.shape[0]
-    was_training = model.training
-    model.eval()
     notes: list[str] = []
     try:
-        with torch.no_grad():
+        with lipschitz_core.eval_mode(model), torch.no_grad():
             signs = _propagate(model, torch.eye(n_in, dtype=torch.float64), notes)
-    except _NoCertificate as exc:
+    except (_NoCertificate, TypeError) as exc:
         return None, str(exc), None, None
-    finally:
-        model.train(was_training)
     required = mc.expand(-1, signs.shape[1]) if mc.shape[1] == 1 else mc
     if required.shape != signs.shape:
-        raise ValueError(f"constraints of shape {tuple(mc.shape)} do not match the model's {tuple(signs.shape)} input/output signs")
+        raise ValueError(
+            f"constraints of shape {tuple(mc.shape)} do not match the model's {tuple(signs.shape)} input/output signs"
+        )
     need = required != 0
     proven = (signs == required) | (signs == 0)
     ok = bool(proven[need].all())
@@ -208,10 +222,14 @@ def certify_monotonic(model: nn.Module, monotonic_constraints: object) -> tuple[
 # --- empirical checks -------------------------------------------------------------------------
 
 
-def _as_function(model: object) -> tuple[Callable[[np.ndarray], np.ndarray], nn.Module | None, object | None]:
+def _as_function(
+    model: object,
+) -> tuple[Callable[[np.ndarray], np.ndarray], nn.Module | None, object | None]:
     """(numpy function, torch module evaluated in float64 or None, constraints from the model or None)."""
     if isinstance(model, nn.Module):
-        module = copy.deepcopy(model).double().eval()
+        # the certified function: the constrained layers' float32 effective weights, baked into
+        # plain layers and evaluated in float64 (re-normalizing in float64 would move them)
+        module = lipschitz_core.freeze(model).double().eval()
 
         def fn(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
@@ -244,10 +262,14 @@ def verify_monotonic(
 ) -> MonotonicityReport:
     """Check that ``model`` is monotone in the constrained features, on and around ``X``.
 
-    ``model`` is a torch module (evaluated in float64 on a copy), a fitted
-    :class:`MonotonicRegressor`/:class:`MonotonicClassifier`, or any function
-    ``X -> predictions`` (e.g. ``lgbm.predict``). ``monotonic_constraints`` default to the
-    model's own when it has them. Checks: the certificate (:func:`certify_monotonic`, torch
+    ``model`` is a torch module (its outputs, e.g. logits, are checked; evaluated in float64 on
+    a frozen copy), a fitted :class:`MonotonicRegressor` (``predict``) or
+    :class:`MonotonicClassifier` (``predict_proba``: one column per class, with the probability
+    constraints that the logit constraints imply, ``probability_constraints_``), or any
+    function ``X -> predictions`` (e.g. ``lgbm.predict``). ``monotonic_constraints`` default to
+    the model's own when it has them; for a classifier they refer to ``predict_proba``'s columns.
+    The certificate is re-computed from the current weights every call (so it also re-checks a
+    model built with ``certify_current_weights_only=True`` after training). Checks: the certificate (:func:`certify_monotonic`, torch
     modules and our estimators), gradient signs at every row (torch modules), finite
     differences ``x + h * std_i * e_i`` for each step in ``relative_steps``, and ``n_pairs``
     random pairs that copy one constrained feature from another row. A change counts as a
@@ -255,24 +277,36 @@ def verify_monotonic(
     """
     x = np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"X must be a non-empty 2-D array [n_samples, n_features], got shape {x.shape}")
+        raise ValueError(
+            f"X must be a non-empty 2-D array [n_samples, n_features], got shape {x.shape}"
+        )
     if not np.isfinite(x).all():
         raise ValueError("X contains NaN or inf")
     fn, module, default = _as_function(model)
     constraints = default if monotonic_constraints is None else monotonic_constraints
     mc = parse_constraints(constraints, x.shape[1]).double().numpy()
+    expand = getattr(model, "_monotonic_expand", None)
+    if callable(expand):
+        mc = expand(mc)
     rng = np.random.default_rng(seed)
     base = fn(x)
     n_out = base.shape[1]
     if mc.shape[1] not in (1, n_out):
-        raise ValueError(f"constraints have {mc.shape[1]} columns but the model has {n_out} outputs")
+        raise ValueError(
+            f"constraints have {mc.shape[1]} columns but the model has {n_out} outputs"
+        )
     mc_full = np.broadcast_to(mc, (mc.shape[0], n_out))
     constrained = np.flatnonzero((mc_full != 0).any(axis=1))
 
     certified, detail, bound, lam = (None, "no certificate for this model type", None, None)
-    certify_target = getattr(model, "module_", None) if module is None else model
-    if isinstance(certify_target, nn.Module):
-        certified, detail, bound, lam = certify_monotonic(certify_target, mc)
+    if module is not None:
+        output = "module outputs (logits, for a classifier network)"
+        certified, detail, bound, lam = certify_monotonic(model, mc)
+    else:
+        output = getattr(model, "_monotonic_output", "function outputs")
+        certify = getattr(model, "_monotonic_certificate", None)
+        if callable(certify):
+            certified, detail, bound, lam = certify(mc)
 
     worst = 0.0
 
@@ -333,6 +367,7 @@ def verify_monotonic(
         certificate=detail,
         certified_bound=bound,
         lipschitz_const=lam,
+        certified_output=output,
         n_gradient_checks=grad_checks,
         gradient_violations=grad_viol,
         n_finite_difference_checks=fd_checks,

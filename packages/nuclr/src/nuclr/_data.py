@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,6 +70,9 @@ _DERIVED = {
 DERIVED_QUANTITIES = ("binding_energy_kev", *_DERIVED)
 
 
+RADII_ENV_VAR = "NUCLR_RADII_CSV"
+
+
 class NuclideError(ValueError):
     """A nucleus given by (Z, N) that is invalid or not in a table."""
 
@@ -115,14 +119,9 @@ def check_nucleus(z: object, n: object) -> tuple[int, int]:
 
 def _parse_value(text: str, what: str, where: str) -> tuple[float, bool]:
     """Parse an AME/NUBASE number; ``#`` marks a value from systematics (not measured)."""
-    s = text.strip()
-    estimated = "#" in s
-    if estimated:
-        s = s.rstrip("#") if s.endswith("#") else s.replace("#", ".")
-    try:
-        return float(s), not estimated
-    except ValueError as exc:
-        raise ValueError(f"{where}: cannot parse {what} from {text!r}") from exc
+    from nuclr._ame import parse_ame_number
+
+    return parse_ame_number(text, what, where)
 
 
 def _parse_half_life(value: str, unit: str) -> tuple[float, bool, bool]:
@@ -293,11 +292,30 @@ def derive_observables(
     return out
 
 
+def data_source() -> str:
+    """Where :func:`ground_states` reads from: ``"nucleardatapy"`` (default) or ``"ame:<folder>"``
+    when ``$NUCLR_AME_DIR`` names a folder with the published AME/NUBASE files."""
+    from nuclr._ame import ame_dir
+
+    folder = ame_dir()
+    return "nucleardatapy" if folder is None else f"ame:{folder.resolve()}"
+
+
 @lru_cache(maxsize=8)
-def _ground_states_cached(year: int, radii: bool) -> pd.DataFrame:
+def _ground_states_cached(year: int, radii: bool, source: str = "nucleardatapy") -> pd.DataFrame:
     import pandas as pd
 
-    table = read_nubase(year)
+    if source == "nucleardatapy":
+        table = read_nubase(year)
+        label = f"NUBASE{year} via nucleardatapy"
+    else:
+        from nuclr._ame import find_ame_file, read_ame_mass
+
+        folder = Path(source.removeprefix("ame:"))
+        nubase_file = find_ame_file(folder, year, "nubase")
+        mass_file = find_ame_file(folder, year, "mass")
+        table = _merge_ame(read_nubase(year, nubase_file), read_ame_mass(mass_file, year))
+        label = f"AME{year} ({mass_file.name}) + NUBASE{year} half-lives ({nubase_file.name}) from {folder}"
     cols: dict[str, object] = {
         "z": table.z,
         "n": table.n,
@@ -315,7 +333,7 @@ def _ground_states_cached(year: int, radii: bool) -> pd.DataFrame:
             key = key.removesuffix("_unc") + "_unc_kev"
         cols[key] = value
     if radii:
-        rad = read_charge_radii()
+        rad = _radii_or_empty(source)
         cols["charge_radius_fm"] = np.array([rad.get((a, b), (np.nan, np.nan))[0] for a, b in zip(table.z, table.n)])
         cols["charge_radius_unc_fm"] = np.array([rad.get((a, b), (np.nan, np.nan))[1] for a, b in zip(table.z, table.n)])
         cols["charge_radius_measured"] = np.isfinite(cols["charge_radius_fm"])
@@ -326,8 +344,38 @@ def _ground_states_cached(year: int, radii: bool) -> pd.DataFrame:
     cols["is_stable"] = table.is_stable
     frame = pd.DataFrame(cols)
     frame = frame.sort_values(["z", "n"], kind="stable").reset_index(drop=True)
-    frame.attrs["source"] = f"NUBASE{year} via nucleardatapy"
+    frame.attrs["source"] = label + ("" if not radii else f"; charge radii: {_radii_label(source)}")
     return frame
+
+
+def _radii_label(source: str) -> str:
+    if os.environ.get(RADII_ENV_VAR):
+        return os.environ[RADII_ENV_VAR]
+    if source == "nucleardatapy" or importlib.util.find_spec("nucleardatapy") is not None:
+        return "Angeli & Marinova 2013 via nucleardatapy"
+    return "none (set $NUCLR_RADII_CSV or install nucleardatapy)"
+
+
+def _radii_or_empty(source: str) -> dict[tuple[int, int], tuple[float, float]]:
+    """Charge radii: ``$NUCLR_RADII_CSV`` if set, else nucleardatapy's table, else none (AME backend)."""
+    if os.environ.get(RADII_ENV_VAR):
+        return read_charge_radii(os.environ[RADII_ENV_VAR])
+    if source == "nucleardatapy" or importlib.util.find_spec("nucleardatapy") is not None:
+        return read_charge_radii()
+    return {}
+
+
+def _merge_ame(nubase: NubaseTable, mass) -> NubaseTable:
+    """NUBASE ground states (half-lives) with the AME table's unrounded masses; every AME nuclide kept."""
+    hl = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(nubase.z, nubase.n))}
+    idx = np.array([hl.get((int(a), int(b)), -1) for a, b in zip(mass.z, mass.n)])
+    has = idx >= 0
+    j = np.maximum(idx, 0)
+    return NubaseTable(
+        year=mass.year, z=mass.z, n=mass.n, symbol=mass.symbol, mass_excess_kev=mass.mass_excess_kev,
+        mass_excess_unc_kev=mass.mass_excess_unc_kev, mass_measured=mass.mass_measured,
+        half_life_s=np.where(has, nubase.half_life_s[j], np.nan),
+        half_life_measured=has & nubase.half_life_measured[j], is_stable=has & nubase.is_stable[j])
 
 
 def ground_states(year: int = 2020, *, radii: bool = True) -> pd.DataFrame:
@@ -339,10 +387,15 @@ def ground_states(year: int = 2020, *, radii: bool = True) -> pd.DataFrame:
     ``<stem>_measured`` and ``<stem>_unc_kev``, ``charge_radius_fm`` (+ ``_unc_fm``, ``_measured``;
     Angeli 2013, only with ``radii=True``), ``log10_half_life_s`` (NaN for stable nuclei, bounds and
     particle-unstable states), ``half_life_measured``, ``is_stable``. A copy is returned.
+
+    Backend: the NUBASE files shipped by ``nucleardatapy`` (CC BY-NC-ND), or, when the environment
+    variable ``NUCLR_AME_DIR`` names a folder holding the published AME/NUBASE files (``mass.mas20``
+    + ``nubase_1.mas20``, or ``mass16.txt`` + ``nubase2016.txt``; directly or in ``ame2020/``,
+    ``ame2016/``), those files: unrounded AME masses and NUBASE half-lives. See ``frame.attrs["source"]``.
     """
     if year not in NUBASE_YEARS:
         raise ValueError(f"NUBASE year must be one of {NUBASE_YEARS}, got {year!r}")
-    return _ground_states_cached(year, radii).copy()
+    return _ground_states_cached(year, radii, data_source()).copy()
 
 
 def lookup(frame: pd.DataFrame, z: object, n: object) -> pd.Series:

@@ -31,7 +31,57 @@ DEFAULT_TASKS = (
 )
 
 
+# Which atomic masses a task's target is computed from: (dZ, dN, coefficient) on the mass excesses
+# Delta(Z + dZ, N + dN), plus a constant (keV). Charge radius and half-life use no mass.
+_MASS_TASK_COLUMN = {task: col for task, (col, _, unit) in TASK_COLUMNS.items() if unit == "keV"}
+
+
+def mass_formula(task: str) -> tuple[tuple[tuple[int, int, float], ...], float]:
+    """Mass-excess terms ``((dZ, dN, coef), ...)`` and constant (keV) of a task's target.
+
+    ``binding`` is ``B = Z Delta_H + N Delta_n - Delta(Z, N)``, written here as the single term
+    ``(0, 0, -1)`` with a constant that depends on (Z, N) (see :func:`mass_terms_constant_kev`).
+    Tasks that use no mass (charge radius, half-life) return ``((), 0.0)``.
+    """
+    from nuclr._data import _DERIVED
+
+    if task not in TASK_COLUMNS:
+        raise ValueError(f"unknown task {task!r}; expected one of {list(TASK_COLUMNS)}")
+    if task == "binding":
+        return ((0, 0, -1.0),), 0.0
+    col = _MASS_TASK_COLUMN.get(task)
+    if col is None:
+        return (), 0.0
+    terms, const = _DERIVED[col]
+    return tuple((int(a), int(b), float(c)) for a, b, c in terms), float(const)
+
+
+def mass_partners(task: str) -> tuple[tuple[int, int], ...]:
+    """Offsets (dZ, dN) of every nucleus whose mass enters the task's target (empty: no mass)."""
+    return tuple((dz, dn) for dz, dn, _ in mass_formula(task)[0])
+
+
+def binding_formula(task: str, z: np.ndarray, n: np.ndarray) -> tuple[list[tuple[int, int, float]], np.ndarray]:
+    """The task's target as ``K(Z, N) + sum_i c_i B(Z + dZ_i, N + dN_i)`` (binding energies, keV).
+
+    Returns the terms ``[(dZ, dN, c), ...]`` and the constant ``K`` per row; obtained by
+    substituting ``Delta = Z Delta_H + N Delta_n - B`` into :func:`mass_formula`.
+    """
+    from nuclr._data import MASS_EXCESS_HYDROGEN_KEV, MASS_EXCESS_NEUTRON_KEV
+
+    z = np.asarray(z, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    if task == "binding":
+        return [(0, 0, 1.0)], np.zeros(z.shape)
+    terms, const = mass_formula(task)
+    k = np.full(z.shape, const)
+    for dz, dn, c in terms:
+        k += c * ((z + dz) * MASS_EXCESS_HYDROGEN_KEV + (n + dn) * MASS_EXCESS_NEUTRON_KEV)
+    return [(dz, dn, -c) for dz, dn, c in terms], k
+
+
 def check_tasks(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """Validate task names: distinct, non-empty, each a key of ``TASK_COLUMNS``."""
     tasks = tuple(tasks)
     unknown = [t for t in tasks if t not in TASK_COLUMNS]
     if unknown or not tasks or len(set(tasks)) != len(tasks):

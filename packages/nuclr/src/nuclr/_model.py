@@ -21,6 +21,7 @@ class ModelConfig:
     dropout: float = 0.0
     body: str = "residual"
     lipschitz_const: float = 20.0
+    readout_multiplier: float = 1.0  # muP's MuReadout input scale (base width / width); 1 = standard
 
     def __post_init__(self) -> None:
         for name in ("n_tasks", "max_z", "max_n", "width", "depth"):
@@ -91,7 +92,10 @@ class NuCLR(nn.Module):
 
     def forward_all(self, z: Tensor, n: Tensor, task: Tensor) -> Tensor:
         """All task outputs [B, n_tasks] (the task embedding still conditions the body)."""
-        return self.readout(self.hidden(z, n, task))
+        h = self.hidden(z, n, task)
+        if self.config.readout_multiplier != 1.0:
+            h = h * self.config.readout_multiplier
+        return self.readout(h)
 
     def forward(self, z: Tensor, n: Tensor, task: Tensor) -> Tensor:
         out = self.forward_all(z, n, task)

@@ -11,10 +11,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nuclr._dataset import DEFAULT_TASKS, TaskRows, check_tasks, priors
+from nuclr._dataset import (
+    DEFAULT_TASKS,
+    TaskRows,
+    binding_formula,
+    check_tasks,
+    mass_partners,
+    priors,
+)
 from nuclr._model import ModelConfig, NuCLR
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+OBSERVABLE_MODES = ("heads", "surface")
 
 
 @dataclass(frozen=True)
@@ -38,9 +46,20 @@ class TrainConfig:
     min_z: int = 8
     min_n: int = 8
     measured_only: bool = True
+    observables: str = "heads"  # chosen on validation (tools/bench/nuclr_models.py): surface was 10 % worse
+    optimizer: str = "adamw"
+    mup_base_width: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", check_tasks(tuple(self.tasks)))
+        if self.observables not in OBSERVABLE_MODES:
+            raise ValueError(f"TrainConfig.observables must be one of {OBSERVABLE_MODES}, got {self.observables!r}")
+        if self.observables == "surface" and "binding" not in self.tasks:
+            raise ValueError("TrainConfig.observables='surface' needs the 'binding' task (the mass surface)")
+        if self.optimizer not in ("adamw", "mup"):
+            raise ValueError(f"TrainConfig.optimizer must be 'adamw' or 'mup', got {self.optimizer!r}")
+        if isinstance(self.mup_base_width, bool) or not isinstance(self.mup_base_width, int) or self.mup_base_width < 1:
+            raise ValueError(f"TrainConfig.mup_base_width must be an integer >= 1, got {self.mup_base_width!r}")
         for name in ("epochs", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -57,11 +76,15 @@ class TrainConfig:
         self.model_config()  # validates the shape fields
 
     def model_config(self) -> ModelConfig:
+        """The network shape this config trains."""
         return ModelConfig(n_tasks=len(self.tasks), width=self.width, depth=self.depth, dropout=self.dropout,
-                           body=self.body, lipschitz_const=self.lipschitz_const)
+                           body=self.body, lipschitz_const=self.lipschitz_const,
+                           readout_multiplier=self.mup_base_width / self.width if self.optimizer == "mup" else 1.0)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """Config from a dict (unknown keys are an error); 0.1 configs, which lack
+        ``observables``, load as ``"heads"``, the only mode 0.1 had."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -69,9 +92,11 @@ class TrainConfig:
         d = dict(d)
         if "tasks" in d:
             d["tasks"] = tuple(d["tasks"])
+        d.setdefault("observables", "heads")
         return cls(**d)
 
     def to_dict(self) -> dict:
+        """JSON-ready dict of every field."""
         d = asdict(self)
         d["tasks"] = list(self.tasks)
         return d
@@ -81,6 +106,7 @@ QUICK_OVERRIDES = {"epochs": 60, "width": 96}
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; a clear error for cuda without CUDA or a bad name."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -93,15 +119,61 @@ def resolve_device(device: str) -> torch.device:
 class Trained:
     """A trained network plus what is needed to map its outputs back to physical units."""
 
-    def __init__(self, model: NuCLR, config: TrainConfig, mean: np.ndarray, std: np.ndarray) -> None:
+    def __init__(self, model: NuCLR, config: TrainConfig, mean: np.ndarray, std: np.ndarray,
+                 seen_z: list[int] | None = None, seen_n: list[int] | None = None) -> None:
         self.model = model
         self.config = config
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
+        # Z and N values of the training rows (an embedding row no example touched is untrained)
+        self.seen_z = None if seen_z is None else sorted(int(v) for v in seen_z)
+        self.seen_n = None if seen_n is None else sorted(int(v) for v in seen_n)
+
+    def check_seen(self, z: int, n: int) -> None:
+        """Raise ``ValueError`` when Z or N never occurs in the training rows (or is unknown)."""
+        if self.seen_z is None or self.seen_n is None:
+            raise ValueError("this checkpoint does not record its training nuclei (format 1); retrain it")
+        missing = [f"{name}={v}" for name, v, seen in (("Z", z, self.seen_z), ("N", n, self.seen_n)) if v not in seen]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} never occurs in the training data (Z {self.seen_z[0]}-{self.seen_z[-1]}, "
+                f"N {self.seen_n[0]}-{self.seen_n[-1]}, with gaps): its embedding is untrained, no prediction")
 
     @torch.no_grad()
-    def predict_rows(self, z: np.ndarray, n: np.ndarray, task: np.ndarray, batch: int = 8192) -> np.ndarray:
-        """Physical-unit predictions for each (z, n, task index) row."""
+    def predict_rows(self, z: np.ndarray, n: np.ndarray, task: np.ndarray, batch: int = 8192,
+                     via: str | None = None) -> np.ndarray:
+        """Physical-unit predictions for each (z, n, task index) row.
+
+        ``via="surface"`` computes every mass-derived observable (S, Q values) from the binding
+        energies the network predicts at the nuclei of its formula; ``via="heads"`` reads each
+        task's own output. Default: the mode the model was trained in (``config.observables``).
+        """
+        via = self.config.observables if via is None else via
+        if via not in OBSERVABLE_MODES:
+            raise ValueError(f"via must be one of {OBSERVABLE_MODES}, got {via!r}")
+        z = np.array(z, dtype=np.int64)
+        n = np.array(n, dtype=np.int64)
+        task = np.array(task, dtype=np.int64)
+        out = self._predict_heads(z, n, task, batch)
+        if via == "heads" or "binding" not in self.config.tasks:
+            return out
+        kb = self.config.tasks.index("binding")
+        for k, name in enumerate(self.config.tasks):
+            sel = np.flatnonzero(task == k)
+            if name == "binding" or not sel.size or not mass_partners(name):
+                continue
+            terms, const = binding_formula(name, z[sel], n[sel])
+            value = const.copy()
+            for dz, dn, c in terms:
+                pz, pn = z[sel] + dz, n[sel] + dn
+                ok = (pz >= 0) & (pn >= 0) & (pz <= self.model.config.max_z) & (pn <= self.model.config.max_n)
+                b = np.full(sel.size, np.nan)
+                b[ok] = self._predict_heads(pz[ok], pn[ok], np.full(int(ok.sum()), kb), batch)
+                value += c * b
+            out[sel] = value
+        return out
+
+    def _predict_heads(self, z: np.ndarray, n: np.ndarray, task: np.ndarray, batch: int) -> np.ndarray:
         # copies: pandas may hand out read-only arrays, which torch.from_numpy warns about
         z = np.array(z, dtype=np.int64)
         n = np.array(n, dtype=np.int64)
@@ -121,11 +193,13 @@ class Trained:
         return internal * scale + prior
 
     def predict(self, z: int, n: int) -> dict[str, float]:
+        """Every task's prediction for one nucleus (physical units)."""
         idx = np.arange(len(self.config.tasks))
         vals = self.predict_rows(np.full(idx.size, z), np.full(idx.size, n), idx)
         return {t: float(v) for t, v in zip(self.config.tasks, vals)}
 
     def save(self, out_dir: Path) -> None:
+        """Write ``model.safetensors`` and ``model.json`` (config, normalisation, training Z/N)."""
         from safetensors.torch import save_file
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,11 +208,13 @@ class Trained:
         save_file(state, str(tmp), metadata={"format": "nuclr", "version": str(FORMAT_VERSION)})
         os.replace(tmp, out_dir / "model.safetensors")
         meta = {"format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                "task_mean": self.mean.tolist(), "task_std": self.std.tolist()}
+                "task_mean": self.mean.tolist(), "task_std": self.std.tolist(),
+                "seen_z": self.seen_z, "seen_n": self.seen_n}
         _atomic_json(out_dir / "model.json", meta)
 
     @classmethod
     def load(cls, out_dir: Path, device: str = "cpu") -> Trained:
+        """Load a folder written by :meth:`save` (format 1 checkpoints load without training Z/N)."""
         from safetensors.torch import load_file
 
         out_dir = Path(out_dir)
@@ -146,13 +222,14 @@ class Trained:
             if not (out_dir / f).exists():
                 raise FileNotFoundError(f"{out_dir} has no {f}; train first (nuclr train --out {out_dir})")
         meta = json.loads((out_dir / "model.json").read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in (1, FORMAT_VERSION):
             raise ValueError(f"{out_dir / 'model.json'}: format_version {meta.get('format_version')} != {FORMAT_VERSION}")
         config = TrainConfig.from_dict(meta["config"])
         model = NuCLR(config.model_config())
         model.load_state_dict(load_file(str(out_dir / "model.safetensors"), device="cpu"))
         model.to(resolve_device(device))
-        return cls(model, config, np.array(meta["task_mean"]), np.array(meta["task_std"]))
+        return cls(model, config, np.array(meta["task_mean"]), np.array(meta["task_std"]),
+                   meta.get("seen_z"), meta.get("seen_n"))
 
 
 def _atomic_json(path: Path, obj: object) -> None:
@@ -207,13 +284,16 @@ def train(
     quiet: bool = True,
     checkpoint_every: int = 0,
     stop_after: int | None = None,
+    callback=None,
+    callback_every: int = 0,
 ) -> Trained:
     """Train a NuCLR model on ``rows`` (built with the same tasks/residual table as ``config``).
 
     With ``out_dir`` the model (safetensors + JSON) and the optimizer/RNG state are saved at the end
     and every ``checkpoint_every`` steps; ``resume=True`` continues from them. ``stop_after`` ends
     the run early after that many steps (the schedule still assumes the full length), as if the
-    process had been interrupted.
+    process had been interrupted. ``callback(step, total, loss, trained)`` is called every
+    ``callback_every`` steps (learning curves); the model is in train mode again afterwards.
     """
     if rows.tasks != config.tasks:
         raise ValueError(f"rows were built for tasks {rows.tasks}, config has {config.tasks}")
@@ -238,21 +318,23 @@ def train(
     torch.manual_seed(seed)
     dev = resolve_device(device)
     model = NuCLR(config.model_config()).to(dev)
-    decay = [p for name, p in model.named_parameters() if not name.endswith("bias")]
-    no_decay = [p for name, p in model.named_parameters() if name.endswith("bias")]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    opt = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, math.ceil(len(rows) / config.batch_size))
     total = config.epochs * steps_per_epoch
     warmup = max(1, int(config.warmup_frac * total))
     step = 0
-    trained = Trained(model, config, mean, std)
+    trained = Trained(model, config, mean, std, sorted(set(rows.z.tolist())), sorted(set(rows.n.tolist())))
     if resume:
         if out_dir is None or not (out_dir / "train_state.json").exists():
             raise FileNotFoundError(f"cannot resume: no train_state.json in {out_dir}")
         model.load_state_dict(Trained.load(out_dir).model.state_dict())
         step = _load_state(out_dir, opt, gen)
+    surface = _surface_terms(rows, config, mean, std)
+    if surface is not None:
+        surf_mask, p_z, p_n, p_w, p_off = (torch.from_numpy(a).to(dev) for a in surface)
+        kb = config.tasks.index("binding")
+        mb, sb = float(mean[kb]), float(std[kb])
 
     tz = torch.from_numpy(np.array(rows.z, dtype=np.int64)).to(dev)
     tn = torch.from_numpy(np.array(rows.n, dtype=np.int64)).to(dev)
@@ -261,7 +343,7 @@ def train(
     tw = torch.from_numpy(row_w).float().to(dev)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, disable=quiet, desc="train", unit="step")
+    bar = tqdm(total=total, initial=step, disable=True if quiet else None, desc="train", unit="step")
     model.train()
     loss_val = math.nan
     end = total if stop_after is None else min(total, stop_after)
@@ -272,9 +354,21 @@ def train(
                 break
             idx = perm[s : s + config.batch_size]
             for g in opt.param_groups:
-                g["lr"] = config.lr * _lr_factor(step, total, warmup, config.min_lr_frac)
+                g["lr"] = config.lr * g.get("lr_scale", 1.0) * _lr_factor(step, total, warmup, config.min_lr_frac)
             pred = model(tz[idx], tn[idx], tt[idx])
-            loss = (tw[idx] * (pred - ty[idx]) ** 2).sum() / tw[idx].sum()
+            res = pred - ty[idx]
+            if surface is not None:
+                # derived observables from the binding energies predicted at their formula's nuclei
+                m = surf_mask[idx]
+                si = idx[m]
+                if si.numel():
+                    npart = p_z.shape[1]
+                    bz = p_z[si].reshape(-1)
+                    bn = p_n[si].reshape(-1)
+                    b_out = model(bz, bn, torch.full_like(bz, kb)).reshape(-1, npart) * sb + mb
+                    res = res.clone()
+                    res[m] = p_off[si] + (p_w[si] * b_out).sum(1)
+            loss = (tw[idx] * res**2).sum() / tw[idx].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -287,6 +381,9 @@ def train(
                     raise FloatingPointError(f"training loss became {loss_val} at step {step}")
                 bar.set_postfix(loss=f"{loss_val:.2e}")
             bar.update(1)
+            if callback is not None and callback_every and (step % callback_every == 0 or step == end):
+                callback(step, total, float(loss.detach().item()), trained)
+                model.train()
             if out_dir is not None and checkpoint_every and step % checkpoint_every == 0:
                 trained.save(out_dir)
                 _save_state(out_dir, opt, step, gen)
@@ -298,5 +395,66 @@ def train(
     return trained
 
 
+def _surface_terms(rows: TaskRows, config: TrainConfig, mean: np.ndarray, std: np.ndarray):
+    """Per-row tensors of the mass-surface loss, or None in heads mode.
+
+    A derived row's normalised residual is ``off + sum_i w_i * o_i`` where ``o_i`` is the binding
+    output (de-standardised) at partner i: the float64 parts (formula constant, priors, target) are
+    folded into ``off`` so that float32 never subtracts two binding energies of ~1e6 keV.
+    """
+    if config.observables != "surface":
+        return None
+    surf = np.zeros(len(rows), bool)
+    npart = 2
+    p_z = np.repeat(rows.z[:, None], npart, 1).astype(np.int64)
+    p_n = np.repeat(rows.n[:, None], npart, 1).astype(np.int64)
+    p_w = np.zeros((len(rows), npart))
+    p_off = np.zeros(len(rows))
+    for k, name in enumerate(config.tasks):
+        sel = np.flatnonzero(rows.task == k)
+        if name == "binding" or not sel.size or not mass_partners(name):
+            continue
+        terms, const = binding_formula(name, rows.z[sel], rows.n[sel])
+        if len(terms) > npart:
+            raise ValueError(f"task {name} has {len(terms)} mass terms; the surface loss handles {npart}")
+        off = const - rows.value[sel]
+        for i, (dz, dn, c) in enumerate(terms):
+            pz, pn = rows.z[sel] + dz, rows.n[sel] + dn
+            if pz.min() < 0 or pn.min() < 0:
+                raise ValueError(f"task {name}: a partner nucleus has negative Z or N")
+            prior, scale = priors(pz, pn, ["binding"] * pz.size, config.residual_table)
+            if not np.all(np.isfinite(prior)):
+                raise ValueError(f"task {name}: the residual table lacks a partner nucleus's binding energy")
+            p_z[sel, i], p_n[sel, i] = pz, pn
+            off = off + c * prior
+            p_w[sel, i] = c * scale / std[k]
+        p_off[sel] = off / std[k]
+        surf[sel] = True
+    return surf, p_z, p_n, p_w.astype(np.float32), p_off.astype(np.float32)
+
+
+def make_optimizer(model: NuCLR, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with no decay on biases; ``optimizer="mup"`` adds muP's Adam scaling.
+
+    muP (Yang et al. 2022, as ``mup.MuAdamW`` does it): weights whose fan-in and fan-out both
+    grow with the width (the body's matrices) get the learning rate ``lr * base_width / width``;
+    embeddings, biases and the readout keep ``lr``; the readout's input is scaled by
+    ``base_width / width`` in the model (``ModelConfig.readout_multiplier``). The ``mup`` package itself
+    is not used: it is not installed where the paper-scale job runs.
+    """
+    groups: list[dict] = []
+    mult = config.mup_base_width / config.width if config.optimizer == "mup" else 1.0
+    hidden_ids = {id(m.weight) for m in model.body.modules() if isinstance(m, torch.nn.Linear)}
+    buckets: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        wd = 0.0 if name.endswith("bias") else config.weight_decay
+        lr_scale = mult if id(p) in hidden_ids else 1.0
+        buckets.setdefault((wd, lr_scale), []).append(p)
+    for (wd, lr_scale), params in buckets.items():
+        groups.append({"params": params, "weight_decay": wd, "lr_scale": lr_scale, "lr": config.lr * lr_scale})
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
 def quick_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with the smoke-size overrides (fewer epochs, narrower)."""
     return replace(config, **QUICK_OVERRIDES)

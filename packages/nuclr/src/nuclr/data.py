@@ -1,5 +1,6 @@
-"""Public data API: NUBASE ground states, charge radii and derived observables."""
+"""Public data API: NUBASE/AME ground states, charge radii and derived observables."""
 
+from nuclr._ame import AmeMassTable, find_ame_file, read_ame_mass, read_ame_rct
 from nuclr._data import (
     ATOMIC_MASS_UNIT_KEV,
     DERIVED_QUANTITIES,
@@ -11,6 +12,7 @@ from nuclr._data import (
     NubaseTable,
     NuclideError,
     check_nucleus,
+    data_source,
     derive_observables,
     ground_states,
     is_extrapolation,
@@ -23,6 +25,7 @@ from nuclr._data import (
 
 __all__ = [
     "ATOMIC_MASS_UNIT_KEV",
+    "AmeMassTable",
     "DERIVED_QUANTITIES",
     "ELECTRON_MASS_KEV",
     "MASS_EXCESS_HELIUM4_KEV",
@@ -32,12 +35,16 @@ __all__ = [
     "NubaseTable",
     "NuclideError",
     "check_nucleus",
+    "data_source",
     "derive_observables",
+    "find_ame_file",
     "ground_states",
     "is_extrapolation",
     "lookup",
     "nubase_path",
     "radii_path",
+    "read_ame_mass",
+    "read_ame_rct",
     "read_charge_radii",
     "read_nubase",
 ]

@@ -1,25 +1,47 @@
-"""Public evaluation API: the three protocols and the baselines beside them."""
+"""Public evaluation API: the protocols, the baselines beside them, intervals and split files."""
 
 from nuclr._evaluate import (
+    LEAKY_PROTOCOLS,
+    PROTOCOL_ALIASES,
     PROTOCOLS,
     Split,
     baseline_predictions,
+    bootstrap_rms,
+    canonical_protocol,
+    closure_mask,
     evaluate,
+    format_rms_entry,
+    in_sample_baselines,
     leakage_curve,
     make_splits,
     metrics_markdown,
     per_task_rms,
     rms,
+    summarize,
+    write_split,
 )
+from nuclr._table import find_models, prediction_table, write_table
 
 __all__ = [
+    "LEAKY_PROTOCOLS",
     "PROTOCOLS",
+    "PROTOCOL_ALIASES",
     "Split",
     "baseline_predictions",
+    "bootstrap_rms",
+    "canonical_protocol",
+    "closure_mask",
     "evaluate",
+    "find_models",
+    "format_rms_entry",
+    "in_sample_baselines",
     "leakage_curve",
     "make_splits",
     "metrics_markdown",
     "per_task_rms",
+    "prediction_table",
     "rms",
+    "summarize",
+    "write_split",
+    "write_table",
 ]

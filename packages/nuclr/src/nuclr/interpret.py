@@ -6,6 +6,7 @@ from nuclr._interpret import (
     hidden_features,
     interpret,
     shell_features,
+    symbolic_backend,
     symbolic_components,
     term_library,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "hidden_features",
     "interpret",
     "shell_features",
+    "symbolic_backend",
     "symbolic_components",
     "term_library",
 ]
