@@ -170,6 +170,43 @@ def test_campaign_writes_a_record_for_every_outcome(tmp_path):
     assert slow["status"] == "timeout" and slow["metrics"] == {"step": 5}  # the partial payload is kept
 
 
+def test_campaign_ends_workers_a_finished_job_leaves_behind(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    leader = (
+        "import json,subprocess,sys; o=sys.argv[1]; "
+        "c=subprocess.Popen([sys.executable,'-c','import time; time.sleep(600)']); "
+        f"open({str(pid_file)!r},'w').write(str(c.pid)); "
+        "json.dump({'experiment':'x','tables':[]}, open(o+'/record.json','w'))"
+    )
+    path = _jobs_file(tmp_path, f"""
+        [[job]]
+        name = "demo-leaves-child"
+        command = ["-c", "{leader}", "{{out}}"]
+        smoke = ["-c", "{leader}", "{{out}}"]
+        minutes = 0.5
+        gpu_memory_gb = 1
+        payload = "record.json"
+        record = "unused.json"
+        """)
+    statuses = gpu_campaign.run_campaign(gpu_campaign.load_jobs([path]), smoke=True, device="cpu", budget_minutes=0.5, work_dir=tmp_path / "work", records_dir=tmp_path / "rec", status_every=60)
+    assert statuses == {"demo-leaves-child": "ok"}
+    child = int(pid_file.read_text())
+    import os
+    import time
+
+    for _ in range(50):  # the SIGKILL is delivered asynchronously; the child is reaped by init
+        try:
+            os.kill(child, 0)
+            with open(f"/proc/{child}/stat") as stat:
+                if stat.read().split()[2] == "Z":
+                    break
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"worker {child} outlived its finished job")
+
+
 def test_campaign_refuses_bad_declarations(tmp_path):
     path = _jobs_file(tmp_path, """
         [[job]]

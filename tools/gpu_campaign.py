@@ -110,6 +110,15 @@ def _pythonpath() -> str:
     return os.pathsep.join(sources)
 
 
+def _signal_group(job: Job, sig: int) -> None:
+    """Signal the job's whole process group; a group already gone is not an error."""
+    assert job.process is not None
+    try:
+        os.killpg(job.process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _argv(job: Job, smoke: bool, device: str) -> list[str]:
     template = job.smoke if smoke else job.command
     assert job.out is not None
@@ -220,6 +229,7 @@ def run_campaign(
             assert job.process is not None and job.deadline is not None
             if job.process.poll() is not None:
                 running.remove(job)
+                _signal_group(job, signal.SIGKILL)  # workers the job leaves behind must not hold the GPU
                 target = _finish(job, smoke=smoke, device=device, records_dir=records_dir, campaign_command=campaign_command, records_root=records_root)
                 finished[job.name] = job.status
                 say(f"{job.name}: {job.status} (exit {job.process.returncode}) after {time.monotonic() - job.started:.0f} s -> {target}")
@@ -229,10 +239,10 @@ def run_campaign(
             elif now >= job.deadline and job.terminated_at is None:
                 job.status = "timeout"
                 job.terminated_at = now
-                os.killpg(job.process.pid, signal.SIGTERM)
+                _signal_group(job, signal.SIGTERM)
                 say(f"{job.name}: out of time, SIGTERM")
             elif job.terminated_at is not None and now >= job.terminated_at + GRACE_SECONDS:
-                os.killpg(job.process.pid, signal.SIGKILL)
+                _signal_group(job, signal.SIGKILL)
         if now - last_status >= status_every and running:
             last_status = now
             for job in running:
