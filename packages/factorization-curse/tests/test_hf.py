@@ -200,6 +200,7 @@ def test_finetune_masked_lm_with_mlmu_and_ar_refused(tmp_path, capsys):
     facts = _facts(tmp_path)
     path = build_tiny_checkpoint(tmp_path / "bert", facts, "bert", d_model=32, n_layers=1)
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    assert AutoModelForMaskedLM.from_pretrained(path, local_files_only=True).config.vocab_size == len(tok)
     before = _fixed_loss(AutoModelForMaskedLM.from_pretrained(path, local_files_only=True), "masked", "mlm-u",
                          tok, facts)
     cfg = FinetuneConfig(model=str(path), facts=str(facts), objective="mlm-u", steps=30, batch_size=16, lr=3e-3,

@@ -332,9 +332,10 @@ def finetune(
         raise ValueError("objective 'ar' needs a causal LM; this model is a masked LM (use mlm-u)")
     tokens = _special_ids(tok, kind)
     seqs = [[tokens.start, *_encode(tok, " ".join(s)), tokens.end] for s in training_sequences(task)]
-    entities = {" ".join(q.answer) for q in task.train_queries + task.validation + task.test}
-    entities |= {" ".join(s) for s in training_sequences(task)}  # bounded by the longest sequence
-    max_new = max(len(_encode(tok, e)) for e in entities) + 1
+    # every answer is a subject or an object of the file (all stated in training): the longest
+    # bounds the tokens to generate (+1 for the end token)
+    facts = load_facts(cfg.facts)
+    max_new = max(len(_encode(tok, e)) for f in facts for e in (f.subject, f.object)) + 1
     prompts_len = max(1 + len(_encode(tok, " ".join(q.prompt)))
                       for q in task.train_queries + task.validation + task.test)
     length = max(max(len(s) for s in seqs), prompts_len + max_new)
@@ -599,7 +600,7 @@ def build_tiny_checkpoint(
                                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common)
         cls = transformers.GPT2LMHeadModel
     else:
-        config = transformers.BertConfig(hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
+        config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
                                          intermediate_size=4 * d_model, max_position_embeddings=max_positions,
                                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                                          type_vocab_size=1, pad_token_id=0)
