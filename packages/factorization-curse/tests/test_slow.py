@@ -19,6 +19,8 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path):
         "--device", "cpu", "--quiet", "--quick", "--out", str(out),
         "--set", "steps=40", "--set", "n_items=30", "--set", "d_model=32", "--set", "n_layers=1",
         "--set", "batch_size=8", "--threads", "1", "--checkpoint-every", "10",
+        # the GPU jobs' time-bounded evaluation: rank 0's clock decides for both ranks
+        "--set", "eval_seconds=60",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -31,6 +33,7 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path):
     assert m["history"][-1]["ddp_max_param_diff"] == 0.0  # gradients were all-reduced
     assert m["history"][-1]["loss"] < m["history"][0]["loss"]
     assert 0 <= m["forward_accuracy"] <= 1 and 0 <= m["backward_accuracy"] <= 1
+    assert m["test_evaluated"] == m["n_test_total"] == 22
     assert not (out / "train_state").exists()  # both ranks' states were written, then cleaned up
 
 

@@ -11,6 +11,8 @@ Public API::
     training:   TrainConfig, train, save_checkpoint, load_checkpoint
     runs:       RunConfig, run_experiment, run_table, run_paper
     wiki:       load_genwiki, wikireversal_task, Passage (GenWiki is not bundled)
+    hf:         FinetuneConfig, finetune, build_tiny_checkpoint (fine-tuning local Hugging Face
+                checkpoints); PAST as a transformers model in `factorization_curse.hf`
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -25,6 +27,9 @@ from factorization_curse._decode import evaluate_queries as evaluate_queries
 from factorization_curse._decode import score as score
 from factorization_curse._experiment import RunConfig as RunConfig
 from factorization_curse._experiment import run_experiment as run_experiment
+from factorization_curse._finetune import FinetuneConfig as FinetuneConfig
+from factorization_curse._finetune import build_tiny_checkpoint as build_tiny_checkpoint
+from factorization_curse._finetune import finetune as finetune
 from factorization_curse._models import PAST as PAST
 from factorization_curse._models import ModelConfig as ModelConfig
 from factorization_curse._models import build_model as build_model
@@ -65,4 +70,5 @@ __all__ = [
     "facts_task", "get_objective", "load_checkpoint", "load_facts", "load_genwiki", "objective_loss",
     "relationship_task", "retrieval_task", "run_experiment", "run_paper", "run_table", "save_checkpoint",
     "score", "star_graph_task", "token_reverse", "train", "training_sequences", "wikireversal_task",
+    "FinetuneConfig", "build_tiny_checkpoint", "finetune",
 ]

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--seed", type=int, default=0, help="random seed")
     paper.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     sub.add_parser("list", help="list tasks and objectives")
+    from factorization_curse._finetune import add_finetune_parser
+
+    add_finetune_parser(sub)
     return parser
 
 
@@ -193,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         if args.command == "run":
             return _run(args, overrides, argv_full)
+        if args.command == "finetune":
+            from factorization_curse._finetune import run_finetune_cli
+
+            return run_finetune_cli(args, argv_full)
         if args.command == "paper":
             from factorization_curse._paper import run_paper
 

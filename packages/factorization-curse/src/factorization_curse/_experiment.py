@@ -82,6 +82,11 @@ class RunConfig:
     # evaluation
     decode: str = "l2r"  # "l2r" | "confidence" (masked families)
     seed: int = 0
+    # bounded final evaluation (GPU-campaign jobs): a seeded random subset of at most this many
+    # test queries (0: all), and a wall-clock budget (0: none) for the final evaluation, which
+    # then decodes with `decode` only and stops after the batch that exhausts the budget
+    test_max_queries: int = 0
+    eval_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         valid_tasks = (*TASKS, "facts", "wikireversal")
@@ -176,6 +181,45 @@ def curve_subset(queries: list, n: int, seed: int) -> list:
     return out
 
 
+def shuffled_subset(queries: list, n: int, seed: int) -> list:
+    """Up to n queries drawn per direction (both present), in a seeded random order, so that any
+    prefix is itself a random sample of both directions (a time-bounded evaluation scores a prefix)."""
+    import random
+
+    out = curve_subset(queries, n, seed)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def bounded_evaluate(model, family, vocab, queries, length, limit, *, order, device, reveal_order_attention,
+                     return_predictions=False, chunk=512) -> dict:
+    """`evaluate_queries` on consecutive chunks of `queries` until the chunk that ends after
+    `limit` (a `time.perf_counter()` value); the metrics cover the chunks evaluated
+    (`evaluated` of them). Under DDP every rank evaluates its share of each chunk and rank 0's
+    clock decides, for all ranks at once, whether another chunk follows (no rank waits alone)."""
+    import torch.distributed as dist
+
+    from factorization_curse._decode import score
+
+    distributed = dist.is_available() and dist.is_initialized()
+    done: list = []
+    preds: list[list[str]] = []
+    for s in range(0, len(queries), chunk):
+        part = queries[s : s + chunk]
+        r = evaluate_queries(model, family, vocab, part, length, order=order, device=device,
+                             reveal_order_attention=reveal_order_attention, return_predictions=True)
+        done += part
+        preds += [p.split(" ") if p else [] for p in r["predictions"]]
+        stop = torch.tensor([float(time.perf_counter() > limit)], device=device)
+        if distributed:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            break
+    out = score(done, preds, return_predictions=return_predictions)
+    out["evaluated"] = len(done)
+    return out
+
+
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -233,6 +277,8 @@ def run_experiment(
     final_decodes: tuple[str, ...] | None = None,
     resume: bool = False,
     checkpoint_every: int = 0,
+    deadline: float | None = None,
+    on_progress: object = None,
 ) -> dict:
     """Train and evaluate one configuration; write config, metrics, history and checkpoint to `out`.
 
@@ -243,6 +289,13 @@ def run_experiment(
     (0: at every evaluation) and removed once the results are written. `resume=True` continues
     an interrupted run from that state, and returns the stored metrics of a run that already
     finished with the same configuration.
+
+    `deadline` (a `time.time()` value): the run must be finished by then. After building the task
+    and model, the training budget becomes whatever is left before the deadline minus the final
+    evaluation's budget (`eval_seconds`, default 60 s) and a margin; the lr schedule shrinks to
+    fit it (see `TrainConfig.max_seconds`). With `out`, `out/progress.json` holds the learning
+    curve so far after every evaluation (and `on_progress()` is called), so a run killed by a
+    time limit keeps it.
     """
     if resume and out is not None:
         done = _finished(Path(out), cfg)
@@ -290,29 +343,55 @@ def run_experiment(
     state_dir = None if out is None else Path(out) / "train_state"
     if state_dir is not None and rank == 0:
         _claim_state_dir(state_dir, cfg, resume)
+    tcfg = cfg.train_config()
+    if deadline is not None:
+        reserve = (cfg.eval_seconds or 60.0) + 15.0
+        budget = max(1.0, deadline - time.time() - reserve)
+        tcfg = replace(tcfg, max_seconds=min(tcfg.max_seconds or budget, budget))
+
+    def on_record(history: list[dict]) -> None:
+        if out is None:
+            return
+        Path(out).mkdir(parents=True, exist_ok=True)
+        _write_json(Path(out) / "progress.json", {
+            "status": "training", "task": cfg.task, "objective": cfg.objective, "family": family,
+            "steps_planned": cfg.steps, "n_parameters": count_parameters(model), "history": history})
+        if callable(on_progress):
+            on_progress()
+
     t_train = time.perf_counter()
     history = train(
-        model, family, objective, data, cfg.train_config(), pad_id=vocab.pad_id, seed=cfg.seed,
+        model, family, objective, data, tcfg, pad_id=vocab.pad_id, seed=cfg.seed,
         device=dev, evaluate=evaluate, progress=not quiet,
         state_dir=state_dir, checkpoint_every=checkpoint_every, resume=resume, targets=targets,
+        on_record=on_record,
     )
     # training seconds spent before a --resume (the history's clock includes them)
     earlier = max(0.0, history[-1]["seconds"] - (time.perf_counter() - t_train)) if history else 0.0
+    bounded = cfg.eval_seconds > 0
     decodes = final_decodes or (
-        (cfg.decode,) if family == "gpt2" else tuple(dict.fromkeys((cfg.decode, "l2r", "confidence")))
+        (cfg.decode,) if family == "gpt2" or bounded else tuple(dict.fromkeys((cfg.decode, "l2r", "confidence")))
     )
+    test_queries = task.test
+    if cfg.test_max_queries:
+        test_queries = shuffled_subset(task.test, cfg.test_max_queries, cfg.seed + 1)
+    eval_start = time.perf_counter()
+
+    def evaluate_final(queries: list, order: str, share: float, **kw: object) -> dict:
+        if not bounded:
+            return evaluate_queries(model, family, vocab, queries, length, order=order, device=dev,
+                                    reveal_order_attention=roa, **kw)
+        limit = eval_start + share * cfg.eval_seconds
+        return bounded_evaluate(model, family, vocab, queries, length, limit, order=order, device=dev,
+                                reveal_order_attention=roa, **kw)
+
     # every rank evaluates its share (inside the collective); rank 0 writes
     by_decode = {}
     for order in decodes:
-        by_decode[order] = evaluate_queries(
-            model, family, vocab, task.test, length, order=order, device=dev,
-            return_predictions=(order == cfg.decode), reveal_order_attention=roa,
-        )
+        by_decode[order] = evaluate_final(test_queries, order, 0.7, return_predictions=(order == cfg.decode))
     main = by_decode[cfg.decode]
-    val = (evaluate_queries(model, family, vocab, task.validation, length, order=cfg.decode, device=dev,
-                            reveal_order_attention=roa) if task.validation else {})
-    fit = evaluate_queries(model, family, vocab, task.train_queries[:200], length,
-                           order=cfg.decode, device=dev, reveal_order_attention=roa)
+    val = evaluate_final(task.validation, cfg.decode, 0.9) if task.validation else {}
+    fit = evaluate_final(task.train_queries[: 100 if bounded else 200], cfg.decode, 1.0)
     metrics: dict = {}
     if rank == 0:
         metrics = {
@@ -332,6 +411,9 @@ def run_experiment(
             "by_decode": {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} for k, v in by_decode.items()},
             "n_test_forward": main["forward_count"],
             "n_test_backward": main["backward_count"],
+            "n_test_total": len(task.test),
+            "test_evaluated": main.get("evaluated", len(test_queries)),
+            "eval_seconds_used": time.perf_counter() - eval_start,
             "n_val_forward": val.get("forward_count", 0),
             "n_val_backward": val.get("backward_count", 0),
             "n_train_sequences": int(data.shape[0]),
@@ -342,6 +424,7 @@ def run_experiment(
             "n_layers": cfg.model_layers,
             "steps": cfg.steps,
             "steps_done": history[-1]["step"] if history else 0,
+            "steps_budgeted": history[-1].get("steps_budgeted") if history else None,
             "world_size": world,
             "device": str(dev),
             "seconds": earlier + time.perf_counter() - t0,
@@ -366,7 +449,7 @@ def run_experiment(
             preds = by_decode[cfg.decode]["predictions"]
             _write_json(out / "predictions.json", [
                 {"prompt": " ".join(q.prompt), "answer": " ".join(q.answer), "predicted": p,
-                 "direction": q.direction} for q, p in zip(task.test, preds)
+                 "direction": q.direction} for q, p in zip(test_queries, preds)
             ])
             _write_json(out / "metrics.json", metrics)
             shutil.rmtree(out / "train_state", ignore_errors=True)

@@ -1,10 +1,12 @@
 """Paper-scale experiments: one JSON config per experiment (``factorization_curse/configs/``),
 run as `factorization-curse paper --experiment NAME` (a GPU-campaign job) or `--smoke` on a CPU.
 
-Each config names the grid preset, the cells (objectives on PAST), the paper's sizes as overrides,
-a training time budget per cell (the lr schedule shrinks to fit, see `TrainConfig.max_seconds`)
-and a tiny `smoke` size. Cells run concurrently in separate processes (`--jobs`); the
-result-record payload `OUT/record.json` is rewritten after every finished cell.
+Each config names the grid preset, the cells (objectives on PAST, in priority order), the sizes
+as overrides, the job's wall budget `wall_seconds` (every cell trains until what is left of it
+covers its bounded evaluation, `eval_seconds`; the lr schedule, warmup fraction included, shrinks
+to fit, see `TrainConfig.max_seconds`), and a tiny `smoke` size. Cells run concurrently in
+separate processes (`--jobs`); the result-record payload `OUT/record.json` is rewritten after
+every finished cell and, while cells train, with their steps done and last validation point.
 """
 
 from __future__ import annotations
@@ -42,21 +44,29 @@ def run_paper(
     quiet: bool = True,
 ) -> list[dict]:
     """Run one paper-scale experiment (or its smoke size) and write OUT/record.json progressively."""
+    import time
+
     from factorization_curse._table import GRID, run_table
 
+    start = time.time()
     cfg = load_experiment(name)
     overrides = dict(cfg["overrides"])
     if smoke:
         overrides.update(cfg.get("smoke", {}))
-    else:
-        overrides["max_seconds"] = float(cfg.get("max_seconds", 0))
+    elif cfg.get("max_seconds"):
+        overrides["max_seconds"] = float(cfg["max_seconds"])
+    # the whole job must end by its wall budget: every cell gets what is left after building its
+    # task, minus its evaluation budget (the runner kills a job that overruns)
+    wall = float(cfg.get("smoke_wall_seconds", 40) if smoke else cfg.get("wall_seconds", 0))
+    deadline = start + wall if wall > 0 else None
     preset = cfg["preset"]
     saved = GRID.get(preset)
     GRID[preset] = tuple(cfg["cells"])  # the config's cells, in its order
     try:
         return run_table(Path(out), tasks=(preset,), quick=False, seed=seed, device=device, quiet=quiet,
-                         overrides=overrides, jobs=jobs if not smoke else 1,
-                         experiment=f"paper-{cfg['experiment']}" + ("-smoke" if smoke else ""), plot=not smoke)
+                         overrides=overrides, jobs=min(jobs, len(cfg["cells"])) if not smoke else 1,
+                         experiment=f"paper-{cfg['experiment']}" + ("-smoke" if smoke else ""), plot=not smoke,
+                         deadline=deadline, progress_rows=True)
     finally:
         if saved is not None:
             GRID[preset] = saved

@@ -215,10 +215,10 @@ def _cell(args: tuple) -> dict:
     """One grid cell in a worker process (one torch thread each)."""
     import torch
 
-    cfg, out, device, threads, resume, every = args
+    cfg, out, device, threads, resume, every, *rest = args
     torch.set_num_threads(threads)
     return run_experiment(cfg, out, device=device, quiet=True, argv=["table", cfg.task, cfg.objective],
-                          resume=resume, checkpoint_every=every)
+                          resume=resume, checkpoint_every=every, deadline=rest[0] if rest else None)
 
 
 def grid_cells(
@@ -248,11 +248,18 @@ def grid_cells(
     return cells
 
 
-def table_payload(rows: list[dict], cells: list, quick: bool, seed: int, experiment: str = "table") -> dict:
-    """The result-record payload of a (possibly partial) grid."""
+def table_payload(rows: list[dict], cells: list, quick: bool, seed: int, experiment: str = "table",
+                  partial: list[dict] | None = None) -> dict:
+    """The result-record payload of a (possibly partial) grid.
+
+    `partial`: rows of cells still running (from their progress.json): no test numbers, the
+    last validation point and the steps done so far. With them the table gains the columns
+    "status", "steps done" and "test queries" (queries scored / test set)."""
     columns = ["experiment", "objective", "model", "params", "test forward", "test backward",
                "incorrect inference", "val forward", "val backward", "steps", "seconds"]
     acc = ("test forward", "test backward", "incorrect inference", "val forward", "val backward")
+    if partial is not None:
+        return _progress_payload(rows, partial, cells, quick, seed, experiment, acc)
     return {
         "experiment": experiment,
         "seeds": [seed],
@@ -268,6 +275,54 @@ def table_payload(rows: list[dict], cells: list, quick: bool, seed: int, experim
                       r["val_backward_accuracy"], r["steps"],
                       None if r["seconds"] is None else round(r["seconds"])] for r in rows],
             "formats": {c: ".2f" for c in acc},
+        }],
+    }
+
+
+def _progress_row(path: Path, task: str, cell: str) -> dict | None:
+    """A running cell's row from its progress.json (None if it has not evaluated yet)."""
+    try:
+        p = json.loads((path / "progress.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    last = p["history"][-1] if p.get("history") else {}
+    return {"variant": task, "cell": cell, "objective": p["objective"], "family": p["family"],
+            "n_parameters": p.get("n_parameters"), "val_forward_accuracy": last.get("val_forward_accuracy"),
+            "val_backward_accuracy": last.get("val_backward_accuracy"), "steps_done": last.get("step"),
+            "steps": last.get("steps_budgeted", p.get("steps_planned")), "seconds": last.get("seconds"),
+            "status": "partial: training (no test score)", "history": p.get("history")}
+
+
+def _progress_payload(rows, partial, cells, quick, seed, experiment, acc) -> dict:
+    columns = ["experiment", "objective", "model", "params", "status", "test forward", "test backward",
+               "incorrect inference", "val forward", "val backward", "steps done", "steps planned",
+               "test queries", "seconds"]
+    table_rows = []
+    for r in rows:
+        n_eval, n_all = r.get("test_evaluated"), r.get("n_test_total")
+        table_rows.append([r["variant"], r["objective"], r["family"], r["n_parameters"],
+                           "done" if n_eval == n_all else "done (test subset)", r["forward_accuracy"],
+                           r["backward_accuracy"], r["incorrect_inference"], r["val_forward_accuracy"],
+                           r["val_backward_accuracy"], r.get("steps_done"), r.get("steps_budgeted") or r["steps"],
+                           f"{n_eval}/{n_all}", None if r["seconds"] is None else round(r["seconds"])])
+    for r in partial:
+        table_rows.append([r["variant"], r["objective"], r["family"], r["n_parameters"], r["status"], None, None,
+                           None, r["val_forward_accuracy"], r["val_backward_accuracy"], r["steps_done"], r["steps"],
+                           None, None if r["seconds"] is None else round(r["seconds"])])
+    metrics = {f"{r['variant']}/{r['cell']}": {k: r.get(k) for k in (*COLUMNS, "steps_done", "steps_budgeted",
+                                                                      "test_evaluated", "n_test_total")}
+               for r in rows}
+    metrics |= {f"{r['variant']}/{r['cell']}": r for r in partial}
+    return {
+        "experiment": experiment,
+        "seeds": [seed],
+        "config": {"quick": quick, "cells": {f"{t}/{c}": asdict(cfg) for t, c, cfg in cells}},
+        "metrics": metrics,
+        "tables": [{
+            "name": "main",
+            "caption": "held-out exact match, greedy left-to-right decoding; test scored once (on a seeded "
+                       "random subset where the time budget demanded it), validation curves only",
+            "columns": columns, "rows": table_rows, "formats": {c: ".2f" for c in acc},
         }],
     }
 
@@ -288,6 +343,8 @@ def run_table(
     experiment: str = "table",
     plot: bool = True,
     cells: tuple[str, ...] | None = None,
+    deadline: float | None = None,
+    progress_rows: bool = False,
 ) -> list[dict]:
     """Run the grid (experiments x their cells), write tables, curves, per-run folders and the
     result-record payload `record.json`, all rewritten after every finished cell.
@@ -297,6 +354,11 @@ def run_table(
 
     `jobs` > 1 runs that many cells at once in separate processes (e.g. on a many-core machine
     or sharing one GPU between small models).
+
+    `deadline` (a `time.time()` value) is handed to every cell (see `run_experiment`).
+    `progress_rows`: record.json also lists the cells still training (status, steps done, last
+    validation point), rewritten whenever a cell evaluates, so a job killed by a time limit keeps
+    them.
     """
     from factorization_curse._train import atomic_write
 
@@ -307,15 +369,22 @@ def run_table(
     results: dict[tuple[str, str], dict] = {}
 
     def finish() -> list[dict]:
-        rows = []
+        rows, partial = [], []
         for t, c, _ in cells:
             if (t, c) in results:
-                rows.append(_row(results[(t, c)], t) | {"cell": c})
+                m = results[(t, c)]
+                rows.append(_row(m, t) | {"cell": c} | {k: m.get(k) for k in (
+                    "steps_done", "steps_budgeted", "test_evaluated", "n_test_total")})
+            elif progress_rows:
+                r = _progress_row(out / t / c, t, c)
+                if r is not None:
+                    partial.append(r)
         if rows:
             write_tables(rows, out)
-            payload = table_payload(rows, cells, quick, seed, experiment)
-            atomic_write(out / "record.json", lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
             atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(rows, indent=2)))
+        if rows or partial:
+            payload = table_payload(rows, cells, quick, seed, experiment, partial if progress_rows else None)
+            atomic_write(out / "record.json", lambda tmp: tmp.write_text(json.dumps(payload, indent=2)))
         return rows
 
     def report(t: str, c: str, m: dict) -> None:
@@ -331,16 +400,24 @@ def run_table(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_cell, (cfg, out / t / c, device, 1, resume, checkpoint_every)): (t, c)
+            futures = {pool.submit(_cell, (cfg, out / t / c, device, 1, resume, checkpoint_every, deadline)): (t, c)
                        for t, c, cfg in cells}
-            from concurrent.futures import as_completed
+            from concurrent.futures import FIRST_COMPLETED, wait
 
-            for f in as_completed(futures):
-                report(*futures[f], f.result())
+            pending = set(futures)
+            while pending:
+                # wake up every 15 s to fold running cells' progress into record.json
+                finished, pending = wait(pending, timeout=15 if progress_rows else None,
+                                         return_when=FIRST_COMPLETED)
+                for f in finished:
+                    report(*futures[f], f.result())
+                if progress_rows and not finished:
+                    finish()
     else:
         for t, c, cfg in cells:
             report(t, c, run_experiment(cfg, out / t / c, device=device, quiet=quiet,
-                                        argv=["table", t, c], resume=resume, checkpoint_every=checkpoint_every))
+                                        argv=["table", t, c], resume=resume, checkpoint_every=checkpoint_every,
+                                        deadline=deadline, on_progress=finish if progress_rows else None))
     rows = finish()
     for task in dict.fromkeys(t for t, _, _ in cells) if plot else ():
         histories = {f"{c}" + ("" if "@" in c else "@past"): results[(t, c)]["history"]

@@ -126,6 +126,7 @@ def train(
     checkpoint_every: int = 0,
     resume: bool = False,
     targets: torch.Tensor | None = None,
+    on_record: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """Train `model` on the rows of `data` (N, T) and return the history (loss, evaluations).
 
@@ -141,6 +142,9 @@ def train(
     evaluation), to a temp file then renamed, so an interrupted run keeps its last state. With
     `resume`, training continues from that state; the resumed run ends with the same parameters
     as an uninterrupted one.
+
+    `on_record(history)` is called on rank 0 after every evaluation (e.g. to write progress to
+    disk, so a run killed by a time limit keeps its learning curve).
     """
     from tqdm.auto import tqdm
 
@@ -162,6 +166,10 @@ def train(
     order_gen = torch.Generator().manual_seed(seed)  # same on every rank: shared data order
     noise_gen = torch.Generator().manual_seed(seed * 1009 + 7919 * rank + 1)
     n = data.shape[0]
+    # the whole (small) data set lives on the device: no host-to-device copy per step
+    data = data.to(device)
+    if targets is not None:
+        targets = targets.to(device)
     global_batch = cfg.batch_size * world
     perm = torch.randperm(n, generator=order_gen)
     cursor = 0
@@ -211,7 +219,8 @@ def train(
             idx = torch.randint(0, n, (global_batch,), generator=order_gen)
         cursor += global_batch
         mine = idx[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
-        batch = data[mine].to(device)
+        mine = mine.to(device)
+        batch = data[mine]
         loss = objective_loss(
             net, family, objective, batch, noise_gen, pad_id=pad_id, loss_weighting=cfg.loss_weighting,
             targets=None if targets is None else targets[mine],
@@ -239,6 +248,8 @@ def train(
                 if rank == 0:
                     record.update(result)
             history.append(record)
+            if on_record is not None and rank == 0:
+                on_record(history)
             if progress and rank == 0 and not tty:
                 accs = " ".join(f"{k.removeprefix('val_').split('_')[0]}={v:.3f}" for k, v in record.items()
                                 if k.endswith("_accuracy") and "token" not in k and v is not None)
