@@ -1,5 +1,5 @@
 """Console script ``grokking-theory``: train, rqi, critical-fraction, phase-diagram, merge,
-compare-authors, trajectories, plot, modular-addition, transformer-sweep, digits."""
+compare-authors, trajectories, plot, modular-addition, transformer-sweep, s3, digits."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from grokking_theory._phases import AUTHORS_BUDGET, DEFAULT_BUDGET, GRID_NAMES
 TOY = ToyConfig()
 QUICK_TRAIN_STEPS = 2000
 QUICK_DIAGRAM_STEPS = 2000
+S3_QUICK_STEPS = 3000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -465,6 +466,101 @@ def cmd_transformer_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phase_name(tr: int, te: int, lag: float) -> str:
+    from grokking_theory._phases import PHASES, classify_phase
+
+    return PHASES[int(classify_phase(np.array([tr]), np.array([te]), lag=lag)[0])]
+
+
+def cmd_s3(args: argparse.Namespace) -> int:
+    import torch
+
+    from grokking_theory._group import PERM_WD, PRESETS, S3Config, S3Run, load_perm_h5, plot_s3, train_s3
+    from grokking_theory._io import write_json
+    from grokking_theory._phases import LR_16, PHASES, classify_phase, truncate_budget
+    from grokking_theory._sweep import parse_seeds
+
+    torch.set_num_threads(1)
+    base = S3Config(**PRESETS[args.preset])
+    steps = args.steps if args.steps is not None else (S3_QUICK_STEPS if args.quick else base.steps)
+    cfg = base.replace(steps=steps, **_overrides(args, (
+        ("train_num", "train_num"), ("eta_reprs", "eta_reprs"), ("eta_dec", "eta_dec"),
+        ("wd_dec", "weight_decay_dec"), ("init_scale_reprs", "init_scale_reprs"), ("l1", "l1"))))
+    if not args.lag > 0:
+        raise ValueError(f"--lag must be > 0 steps, got {args.lag:g}")
+    seeds = parse_seeds(args.seeds)
+    authors = load_perm_h5(args.authors) if args.authors is not None else None
+    if authors is not None and args.grid != "authors":
+        raise ValueError("--authors needs --grid authors (the file's decoder lr x decoder wd grid)")
+    if args.grid == "authors":
+        lrs, wds = LR_16, PERM_WD
+        if args.quick:
+            lrs, wds = lrs[::4], wds[::2]
+    else:
+        lrs, wds = [cfg.eta_dec], [cfg.weight_decay_dec]
+    device = _device(args.device)
+    out = _out(args)
+    runs = [S3Run(s, lr, wd) for s in seeds for lr in lrs for wd in wds]
+    res = train_s3(cfg, runs, device=device, early_stop=args.grid == "authors", progress=not args.quiet)
+    lag = args.lag
+    rows, cells = [], []
+    for i, r in enumerate(runs):
+        tr, te, rq = (int(res[k][i]) for k in ("step_train", "step_test", "step_rqi"))
+        cell = {"seed": r.seed, "eta_dec": r.eta_dec, "weight_decay_dec": r.weight_decay_dec, "step_train": tr,
+                "step_test": te, "step_rqi": rq, "final_train_acc": float(res["final_train_acc"][i]),
+                "final_test_acc": float(res["final_test_acc"][i]), "final_rqi": float(res["final_rqi"][i]),
+                "stopped_at": int(res["stopped_at"][i]), "phase": _phase_name(tr, te, lag),
+                "train_ids": res["train_ids"][i].tolist()}
+        cells.append(cell)
+        rows.append([r.seed, r.eta_dec, r.weight_decay_dec] + [v if v >= 0 else "never" for v in (tr, te, rq)]
+                    + [cell["final_test_acc"], cell["final_rqi"], cell["phase"]])
+    tables = [{"name": "runs", "caption": f"S3 matrix-product toy, {cfg.train_num}/36 pairs in training, "
+               f"budget {cfg.steps}, init scale {cfg.init_scale_reprs:g}, L1 {cfg.l1:g}",
+               "columns": ["seed", "decoder lr", "decoder wd", "step train acc >= 0.9", "step test acc >= 0.9",
+                           "step RQI > 0.95", "final test acc", "final RQI", "phase"],
+               "rows": rows, "formats": {"decoder lr": ".2e", "final test acc": ".3f", "final RQI": ".3f"}}]
+    metrics: dict[str, object] = {"cells": cells, "phase_counts": {p: sum(c["phase"] == p for c in cells) for p in PHASES}}
+    if authors is not None:
+        li = [int(np.argmin(np.abs(np.array(authors["eta_dec"]) - v))) for v in lrs]
+        wi = [int(np.argmin(np.abs(np.array(authors["weight_decay_dec"]) - v))) for v in wds]
+        a_tr = truncate_budget(authors["train"][np.ix_(li, wi)], cfg.steps)
+        a_te = truncate_budget(authors["test"][np.ix_(li, wi)], cfg.steps)
+        a_ph = classify_phase(a_tr, a_te, lag=lag)
+        comp_rows = []
+        per_seed = {}
+        for si, s in enumerate(seeds):
+            block = cells[si * len(lrs) * len(wds):(si + 1) * len(lrs) * len(wds)]
+            ours = np.array([PHASES.index(c["phase"]) for c in block]).reshape(len(lrs), len(wds))
+            same = float((ours == a_ph).mean())
+            ident = int(sum((c["step_train"], c["step_test"]) == (int(a_tr.flat[k]), int(a_te.flat[k]))
+                            for k, c in enumerate(block)))
+            per_seed[str(s)] = {"same_phase": same, "identical_steps": ident}
+            comp_rows.append([s, ours.size, same, ident] + [int((ours == k).sum()) for k in range(4)])
+        comp_rows.append(["authors", a_ph.size, 1.0, a_ph.size] + [int((a_ph == k).sum()) for k in range(4)])
+        metrics["authors"] = {"file": str(args.authors), "eta_dec": [authors["eta_dec"][k] for k in li],
+                              "weight_decay_dec": [authors["weight_decay_dec"][k] for k in wi],
+                              "step_train": a_tr.tolist(), "step_test": a_te.tolist(), "per_seed": per_seed}
+        tables.append({"name": "authors", "caption": f"same phase as data_perm_r.h5 on {len(lrs)} decoder lr x "
+                       f"{len(wds)} decoder wd cells (authors' steps truncated to budget {cfg.steps}, lag {lag:g})",
+                       "columns": ["seed", "cells", "same phase", "identical steps", *PHASES],
+                       "rows": comp_rows, "formats": {"same phase": ".3f"}})
+    payload = {"experiment": "s3_toy", "seeds": seeds,
+               "config": {**cfg.to_dict(), "preset": args.preset, "grid": args.grid, "eta_dec_values": lrs,
+                          "weight_decay_dec_values": wds, "lag": lag},
+               "metrics": metrics, "tables": tables}
+    if out:
+        write_json(out / "record.json", payload)
+        if args.grid != "authors":
+            every = max(1, len(res["curve_steps"]) // 400)
+            write_json(out / "curves.json", {"step": res["curve_steps"][::every],
+                                             **{k: v[:, ::every] for k, v in res["curves"].items()}})
+            plot_s3(res, [f"seed {r.seed}" for r in runs], out / "s3_curves.png",
+                    title=f"S3 toy: lr {cfg.eta_dec:g}, wd {cfg.weight_decay_dec:g}, {cfg.train_num}/36 train")
+    print(json.dumps({"phase_counts": metrics["phase_counts"],
+                      **({"same_phase": metrics["authors"]["per_seed"]} if authors is not None else {})}))
+    return 0
+
+
 def cmd_digits(args: argparse.Namespace) -> int:
     import torch
 
@@ -528,7 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dec-lr-wd: decoder lr (16) x decoder wd (11; 0..10 regression, 0,2..20 classification); "
                         "repr-dec-lr: representation lr x decoder lr (13x13); authors / authors-reprlr: the same "
                         "axes with the seed (58 regression, 6 classification) and 10^5 budget of the authors' "
-                        "data_add_r.h5 / data_add_c.h5 / data_add_r_reprlr.h5 (default dec-lr-wd)")
+                        "data_add_r.h5 / data_add_c.h5 / data_add_r_reprlr.h5; batch-size (App. G): mini-batch "
+                        "size 2..32, 45 (full) x decoder lr (16); init-scale (App. G): decoder init scale "
+                        "0.25..8 x decoder lr (16) (default dec-lr-wd)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the grid's; else --seed)")
     p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps, > 0 (default 1000)")
     p.add_argument("--workers", type=int, default=1, help="CPU processes, one thread each (default 1)")
@@ -577,6 +675,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, help="K/N: run only cells i with i mod N == K (default: all)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this wall time; finished cells are kept (default: none)")
     p.set_defaults(func=cmd_transformer_sweep)
+
+    p = sub.add_parser("s3", help="the non-abelian toy: the group operation of S3 through a matrix product (Fig. 6d)")
+    p.add_argument("--out", type=Path, default=None, help="folder for record.json, curves.json, s3_curves.png, checked writable before any work (default: none)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default: auto)")
+    p.add_argument("--quick", action="store_true", help=f"budget {S3_QUICK_STEPS} steps; with --grid authors every 4th lr and every 2nd wd (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, trained in one batch (default 0, the file's)")
+    p.add_argument("--steps", type=int, default=None, help=f"update budget (default 10000; {S3_QUICK_STEPS} with --quick)")
+    p.add_argument("--preset", choices=("sweep", "notebook"), default="sweep", help="sweep: data_perm_r.h5 (init scale 1, no L1); notebook: Figure5d_permutation.ipynb (init 0.1, L1 1e-3) (default sweep)")
+    p.add_argument("--train-num", type=int, default=None, help="ordered pairs in training, of 36 (default 24)")
+    p.add_argument("--eta-reprs", type=float, default=None, help="embedding AdamW lr (default 1e-3)")
+    p.add_argument("--eta-dec", type=float, default=None, help="decoder AdamW lr (default 1e-4)")
+    p.add_argument("--wd-dec", type=float, default=None, help="decoder weight decay (default 0)")
+    p.add_argument("--init-scale-reprs", type=float, default=None, help="embedding init scale (default: the preset's)")
+    p.add_argument("--l1", type=float, default=None, help="L1 weight on mean|E| (default: the preset's)")
+    p.add_argument("--grid", choices=("none", "authors"), default="none", help="none: one cell per seed; authors: data_perm_r.h5's decoder lr (16) x decoder wd (11) (default none)")
+    p.add_argument("--authors", type=Path, default=None, help="data_perm_r.h5: phase agreement per seed (with --grid authors; default: none)")
+    p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps (default 1000)")
+    p.set_defaults(func=cmd_s3)
 
     p = sub.add_parser("digits", help="large-init MLP on sklearn digits vs standard init")
     _beyond_common(p)
