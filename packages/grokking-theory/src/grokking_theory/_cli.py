@@ -1,5 +1,5 @@
 """Console script ``grokking-theory``: train, rqi, critical-fraction, phase-diagram, merge,
-compare-authors, trajectories, plot, modular-addition, transformer-sweep, s3, digits."""
+compare-authors, trajectories, plot, modular-addition, transformer-sweep, s3, digits, digits-diagram."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ TOY = ToyConfig()
 QUICK_TRAIN_STEPS = 2000
 QUICK_DIAGRAM_STEPS = 2000
 S3_QUICK_STEPS = 3000
+DIGITS_QUICK_STEPS = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -226,13 +227,24 @@ def cmd_phase(args: argparse.Namespace) -> int:
         print(f"[grokking-theory] phase-diagram: {len(cells)} cells, shard {k}/{n}: {len(mine)}, "
               f"finished {len(done)}, to run {len(todo)}", file=sys.stderr, flush=True)
     if todo:
-        writer = CellWriter(out, meta, todo, after=refresh)
         import torch
 
         if not device.startswith("cuda"):
             torch.set_num_threads(1)
-        run_sweep(cfg, [specs[c.index] for c in todo], workers=args.workers, device=device,
-                  progress=not args.quiet, max_seconds=args.max_seconds, on_finish=writer)
+        import time
+
+        # on a GPU all cells run as one batch, except that seeds go one batch after another (in
+        # --seeds order): a run stopped by --max-seconds then holds whole seeds, the first ones
+        # first, instead of only the quickly generalizing cells of every seed
+        groups = ([[c for c in todo if c.values["seed"] == s] for s in st["seeds"]]
+                  if device.startswith("cuda") else [todo])
+        t0 = time.perf_counter()
+        for group in (g for g in groups if g):
+            left = None if args.max_seconds is None else args.max_seconds - (time.perf_counter() - t0)
+            if left is not None and left <= 0:
+                break
+            run_sweep(cfg, [specs[c.index] for c in group], workers=args.workers, device=device,
+                      progress=not args.quiet, max_seconds=left, on_finish=CellWriter(out, meta, group, after=refresh))
     refresh()
     found = store.done(cells)
     summary: dict[str, object] = {"out": str(out), "cells": len(cells), "finished": len(found)}
@@ -456,12 +468,15 @@ def cmd_transformer_sweep(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     if args.max_seconds is not None and not args.max_seconds > 0:
         raise ValueError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
+    if not args.progress_every > 0:
+        raise ValueError(f"--progress-every must be > 0 seconds, got {args.progress_every:g}")
     device = _device(args.device)
     out = _out(args, Path("transformer_sweep"))
     summary = run_transformer_sweep(cfg, axes=args.axes, seeds=seeds, out=out, device=device,
                                     shard=shard, resume=args.resume, batch=args.batch,
                                     quick_axes=args.quick, max_seconds=args.max_seconds,
-                                    early_stop=args.early_stop, progress=not args.quiet)
+                                    early_stop=args.early_stop, progress=not args.quiet,
+                                    progress_every_s=args.progress_every)
     print(json.dumps(summary))
     return 0
 
@@ -489,9 +504,9 @@ def cmd_s3(args: argparse.Namespace) -> int:
     if not args.lag > 0:
         raise ValueError(f"--lag must be > 0 steps, got {args.lag:g}")
     seeds = parse_seeds(args.seeds)
-    authors = load_perm_h5(args.authors) if args.authors is not None else None
-    if authors is not None and args.grid != "authors":
+    if args.authors is not None and args.grid != "authors":
         raise ValueError("--authors needs --grid authors (the file's decoder lr x decoder wd grid)")
+    authors = load_perm_h5(args.authors) if args.authors is not None else None
     if args.grid == "authors":
         lrs, wds = LR_16, PERM_WD
         if args.quick:
@@ -570,7 +585,8 @@ def cmd_digits(args: argparse.Namespace) -> int:
     base = DigitsConfig(steps=2000) if args.quick else DigitsConfig()
     cfg = base.replace(**_overrides(args, (("n_train", "n_train"), ("alpha", "alpha"), ("loss", "loss"),
                                            ("steps", "steps"), ("lr", "lr"),
-                                           ("weight_decay", "weight_decay"), ("seed", "seed"))))
+                                           ("weight_decay", "weight_decay"), ("seed", "seed"),
+                                           ("threshold", "threshold"), ("last_lr", "last_lr"))))
     device = _device(args.device)
     out = _out(args)
     res = digits_grokking(cfg, device=device, progress=not args.quiet)
@@ -583,7 +599,7 @@ def cmd_digits(args: argparse.Namespace) -> int:
         write_json(out / "record.json", {
             "experiment": "digits", "seeds": [cfg.seed], "config": cfg.to_dict(), "metrics": res["metrics"],
             "tables": [{"name": "main", "caption": f"digits, {cfg.n_train} train, {cfg.steps} steps",
-                        "columns": ["init", "step train acc >= 0.9", "step test acc >= 0.9", "final train",
+                        "columns": ["init", f"step train acc >= {cfg.threshold:g}", f"step test acc >= {cfg.threshold:g}", "final train",
                                     "final test", "weight norm init", "weight norm final"],
                         "rows": [[name, "never" if r["step_train_acc"] is None else r["step_train_acc"],
                                   "never" if r["step_test_acc"] is None else r["step_test_acc"],
@@ -593,6 +609,58 @@ def cmd_digits(args: argparse.Namespace) -> int:
                                     "weight norm final": ".1f"}}],
         })
     print(json.dumps(res["metrics"]))
+    return 0
+
+
+def cmd_digits_diagram(args: argparse.Namespace) -> int:
+    import torch
+
+    from grokking_theory._digits import DIGITS_LAST_LR, DIGITS_WD, DigitsConfig, digits_phase_diagram
+    from grokking_theory._io import write_json
+    from grokking_theory._phases import PHASES, PhaseDiagram
+
+    torch.set_num_threads(1)
+    if not args.lag > 0:
+        raise ValueError(f"--lag must be > 0 steps, got {args.lag:g}")
+    steps = args.steps if args.steps is not None else (DIGITS_QUICK_STEPS if args.quick else 3000)
+    cfg = DigitsConfig(steps=steps, threshold=0.6, alpha=8.0).replace(**_overrides(args, (
+        ("n_train", "n_train"), ("alpha", "alpha"), ("lr", "lr"), ("seed", "seed"), ("threshold", "threshold"))))
+    wds, lrs = DIGITS_WD, DIGITS_LAST_LR
+    if args.quick:
+        wds, lrs = wds[::2], lrs[::2]
+    device = _device(args.device)
+    out = _out(args, Path("digits_diagram"))
+    res = digits_phase_diagram(cfg, weight_decays=wds, last_lrs=lrs, lag=args.lag, out=out, resume=args.resume,
+                               device=device, progress=not args.quiet)
+    rows = []
+    for yi, lr in enumerate(lrs):
+        for xi, wd in enumerate(wds):
+            tr, te = int(res["step_train"][yi, xi]), int(res["step_test"][yi, xi])
+            rows.append([lr, wd, tr if tr >= 0 else "never", te if te >= 0 else "never",
+                         float(res["max_test_acc"][yi, xi]), PHASES[int(res["phases"][yi, xi])]])
+    thr = f"{cfg.threshold:g}"
+    write_json(out / "record.json", {
+        "experiment": "digits_phase_diagram", "seeds": [cfg.seed],
+        "config": {**cfg.to_dict(), "weight_decay_values": wds, "last_lr_values": lrs, "lag": args.lag},
+        "metrics": {"phase_counts": res["phase_counts"], "step_train": res["step_train"].tolist(),
+                    "step_test": res["step_test"].tolist(), "max_test_acc": res["max_test_acc"].tolist(),
+                    "note": "steps: first evaluated step (every eval_every) with accuracy >= threshold; -1 = never"},
+        "tables": [{"name": "cells", "caption": f"digits (App. J), {cfg.n_train} train, init x{cfg.alpha:g}, MSE, "
+                    f"threshold {thr}, budget {cfg.steps}, lag {args.lag:g}",
+                    "columns": ["last-layer lr", "weight decay", f"step train acc >= {thr}",
+                                f"step test acc >= {thr}", "max test acc", "phase"],
+                    "rows": rows, "formats": {"last-layer lr": ".0e", "max test acc": ".3f"}},
+                   {"name": "counts", "columns": list(PHASES), "rows": [[res["phase_counts"][p] for p in PHASES]]}],
+    })
+    dia = PhaseDiagram(x_name="weight_decay", x_values=wds, y_name="last_lr", y_values=lrs, seeds=[cfg.seed],
+                       budget=cfg.steps, lag=args.lag, step_train=res["step_train"][None],
+                       step_test=res["step_test"][None], step_rqi=np.full((1, len(lrs), len(wds)), -1),
+                       final_rqi=np.full((1, len(lrs), len(wds)), np.nan), config=TOY)
+    from grokking_theory._plot import plot_phase_diagram
+
+    plot_phase_diagram(dia, out / "digits_phase_diagram.png",
+                       title=f"digits, init x{cfg.alpha:g}, test threshold {thr}, budget {cfg.steps}")
+    print(json.dumps({"out": str(out), "phase_counts": res["phase_counts"], "resumed": res["resumed"]}))
     return 0
 
 
@@ -674,6 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip finished cells with the same config hash (default: off)")
     p.add_argument("--shard", default=None, help="K/N: run only cells i with i mod N == K (default: all)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this wall time; finished cells are kept (default: none)")
+    p.add_argument("--progress-every", type=float, default=30.0, help="seconds between refreshes of record.json with the partial curves of the runs in flight (default 30)")
     p.set_defaults(func=cmd_transformer_sweep)
 
     p = sub.add_parser("s3", help="the non-abelian toy: the group operation of S3 through a matrix product (Fig. 6d)")
@@ -702,7 +771,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=None, help="training samples (default 300)")
     p.add_argument("--alpha", type=float, default=None, help="large-init scale (default 8; compared with 1)")
     p.add_argument("--loss", choices=("mse", "ce"), default=None, help="loss (default mse on one-hot)")
+    p.add_argument("--threshold", type=float, default=None, help="accuracy threshold of the reported steps, in (0, 1] (default 0.9; App. J uses 0.6)")
+    p.add_argument("--last-lr", type=float, default=None, help="last layer's AdamW lr (default: --lr)")
     p.set_defaults(func=cmd_digits)
+
+    p = sub.add_parser("digits-diagram", help="App. J: weight decay x last-layer lr phase diagram on digits, 60%% test threshold")
+    _beyond_common(p)
+    p.add_argument("--lr", type=float, default=None, help="AdamW lr of every layer but the last (default 1e-3)")
+    p.add_argument("--n-train", type=int, default=None, help="training samples (default 300)")
+    p.add_argument("--alpha", type=float, default=None, help="init scale (default 8)")
+    p.add_argument("--threshold", type=float, default=None, help="accuracy threshold for train and test, in (0, 1] (default 0.6, App. J)")
+    p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps, > 0 (default 1000)")
+    p.add_argument("--resume", action="store_true", help="skip cells already finished in --out with the same config hash (default: off)")
+    p.set_defaults(func=cmd_digits_diagram)
     return parser
 
 

@@ -18,6 +18,8 @@ LABELS = {
     "batch_size": "mini-batch size",
     "init_scale_nn": "decoder init scale",
     "init_scale_reprs": "representation init scale",
+    "weight_decay": "weight decay",
+    "last_lr": "last-layer learning rate",
 }
 
 
