@@ -67,3 +67,17 @@ def test_s3_and_digits_diagram_cli(tmp_path, capsys):
     assert main(["s3", "--seeds", "0,x", "--steps", "5"]) == 2
     assert main(["digits-diagram", "--quick", "--steps", "20", "--threshold", "1.5", "--out", str(tmp_path / "d")]) == 2
     assert "threshold" in capsys.readouterr().err
+
+
+def test_effective_dimension_record_tabulates_the_mean_curve(tmp_path):
+    out = tmp_path / "seeds"
+    assert main(["transformer-sweep", "--axes", "seeds", "--no-early-stop", "--quick", "--p", "7",
+                 "--d-model", "32", "--heads", "2", "--d-mlp", "32", "--steps", "40", "--seeds", "0,1",
+                 "--device", "cpu", "--quiet", "--out", str(out)]) == 0
+    rec = json.loads((out / "record.json").read_text())
+    (curve,) = [t for t in rec["tables"] if t["name"] == "curve"]
+    mean = rec["metrics"]["mean_curves"]["y0_x0"]
+    assert curve["rows"][0][0] == 0 and curve["rows"][-1][0] == 40
+    for step, ed, _, te in curve["rows"]:
+        k = mean["step"].index(step)
+        assert ed == mean["effective_dim"][k] and te == mean["test_acc"][k]
