@@ -53,3 +53,15 @@ def test_app_g_grids_and_old_hashes():
         ToyConfig(batch_size=46)
     with pytest.raises(ValueError, match="exceeds"):
         train_batched(ToyConfig(train_num=20, steps=2), [RunSpec(batch_size=30)])
+
+
+def test_gpu_runs_whole_seeds_one_batch_after_another():
+    # 0.2's GPU job ran 3 seeds x 176 cells as one batch and, stopped at 420 s, held no cell of
+    # seed 59; on a GPU the seeds now form batches in --seeds order
+    from grokking_theory._cli import _device_batches
+
+    cells, _ = sweep_cells(ToyConfig(rng_order="sweep"), "weight_decay_dec", [0.0, 1.0], "eta_dec", [1e-4], [60, 58])
+    todo = cells[1:]  # one of seed 60's cells already finished
+    gpu = _device_batches(todo, [60, 58], "cuda:0")
+    assert [[c.values["seed"] for c in g] for g in gpu] == [[60], [58, 58]]
+    assert _device_batches(todo, [60, 58], "cpu") == [todo]

@@ -236,10 +236,9 @@ def cmd_phase(args: argparse.Namespace) -> int:
         # on a GPU all cells run as one batch, except that seeds go one batch after another (in
         # --seeds order): a run stopped by --max-seconds then holds whole seeds, the first ones
         # first, instead of only the quickly generalizing cells of every seed
-        groups = ([[c for c in todo if c.values["seed"] == s] for s in st["seeds"]]
-                  if device.startswith("cuda") else [todo])
+        groups = _device_batches(todo, st["seeds"], device)
         t0 = time.perf_counter()
-        for group in (g for g in groups if g):
+        for group in groups:
             left = None if args.max_seconds is None else args.max_seconds - (time.perf_counter() - t0)
             if left is not None and left <= 0:
                 break
@@ -256,6 +255,13 @@ def cmd_phase(args: argparse.Namespace) -> int:
         summary["next"] = "cells were cut short by --max-seconds; rerun with --resume to finish them"
     print(json.dumps(summary))
     return 0
+
+
+def _device_batches(todo: list, seeds: list[int], device: str) -> list[list]:
+    """Cells to run as separate batches: one per seed (in ``seeds`` order) on a GPU, all at once on a CPU."""
+    if not device.startswith("cuda"):
+        return [todo]
+    return [g for g in ([c for c in todo if c.values["seed"] == s] for s in seeds) if g]
 
 
 def _write_diagram(out: Path, meta: dict, found: dict) -> dict:
