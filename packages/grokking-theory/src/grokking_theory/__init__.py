@@ -11,7 +11,9 @@ Public API::
     classify_phase, phase_diagram, PhaseDiagram, PHASES          # phases
     ModAddConfig, train_modular_addition, train_modadd_batched,  # transformer on (a + b) mod p
     entropy_dim, participation_ratio, ring_score, embedding_pca
-    DigitsConfig, train_digits, digits_grokking                  # large init on sklearn digits
+    DigitsConfig, train_digits, digits_grokking,                 # large init on sklearn digits
+    digits_phase_diagram                                         # App. J's 60 % diagram
+    S3Config, S3Run, train_s3, group_rqi, s3_table               # the S3 matrix-product toy
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -30,7 +32,13 @@ from grokking_theory._combinatorics import train_num_from_fraction as train_num_
 from grokking_theory._config import ToyConfig as ToyConfig
 from grokking_theory._digits import DigitsConfig as DigitsConfig
 from grokking_theory._digits import digits_grokking as digits_grokking
+from grokking_theory._digits import digits_phase_diagram as digits_phase_diagram
 from grokking_theory._digits import train_digits as train_digits
+from grokking_theory._group import S3Config as S3Config
+from grokking_theory._group import S3Run as S3Run
+from grokking_theory._group import group_rqi as group_rqi
+from grokking_theory._group import s3_table as s3_table
+from grokking_theory._group import train_s3 as train_s3
 from grokking_theory._init import initial_state as initial_state
 from grokking_theory._modadd import ModAddConfig as ModAddConfig
 from grokking_theory._modadd import embedding_pca as embedding_pca
@@ -63,6 +71,8 @@ __all__ = [
     "PHASES",
     "PhaseDiagram",
     "RunSpec",
+    "S3Config",
+    "S3Run",
     "SweepRun",
     "ToyConfig",
     "ToyRun",
@@ -70,11 +80,13 @@ __all__ = [
     "classify_phase",
     "critical_fraction",
     "digits_grokking",
+    "digits_phase_diagram",
     "embedding_pca",
     "entropy_dim",
     "effective_flow",
     "effective_loss",
     "equation_matrix",
+    "group_rqi",
     "hessian_eigenvalues",
     "network_vs_effective",
     "ideal_accuracy",
@@ -87,10 +99,12 @@ __all__ = [
     "rqi",
     "rqi_quadruples",
     "run_sweep",
+    "s3_table",
     "sample_pairs",
     "train_batched",
     "train_digits",
     "train_num_from_fraction",
+    "train_s3",
     "train_modadd_batched",
     "train_modular_addition",
     "train_toy",

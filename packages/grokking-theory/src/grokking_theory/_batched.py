@@ -22,7 +22,8 @@ from grokking_theory._combinatorics import rqi_quadruples, sample_pairs
 from grokking_theory._config import ToyConfig
 from grokking_theory._init import initial_state
 
-SWEEPABLE = ("eta_reprs", "eta_dec", "weight_decay_reprs", "weight_decay_dec", "seed")
+SWEEPABLE = ("eta_reprs", "eta_dec", "weight_decay_reprs", "weight_decay_dec", "batch_size",
+             "init_scale_reprs", "init_scale_nn", "seed")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class RunSpec:
     eta_dec: float = 1e-4
     weight_decay_reprs: float = 0.0
     weight_decay_dec: float = 0.0
+    batch_size: int = 0  # 0 = full batch
+    init_scale_reprs: float = 1.0
+    init_scale_nn: float = 1.0
 
     @classmethod
     def from_config(cls, cfg: ToyConfig, **changes: float) -> RunSpec:
@@ -87,6 +91,10 @@ def _check_specs(specs: Sequence[RunSpec]) -> list[RunSpec]:
             raise ValueError(f"learning rates must be > 0, got {s}")
         if s.weight_decay_reprs < 0 or s.weight_decay_dec < 0:
             raise ValueError(f"weight decays must be >= 0, got {s}")
+        if s.batch_size < 0 or s.batch_size != int(s.batch_size):
+            raise ValueError(f"batch_size must be an integer >= 0 (0 = full batch), got {s}")
+        if not (s.init_scale_reprs > 0 and s.init_scale_nn > 0):
+            raise ValueError(f"init scales must be > 0, got {s}")
     return specs
 
 
@@ -122,7 +130,14 @@ def train_batched(
     if base.decoder_norm != "free":
         raise ValueError("the batched engine trains free decoders only; use train_toy for decoder_norm")
     R, dev = len(specs), torch.device(device)
-    inits = [initial_state(base.replace(seed=s.seed)) for s in specs]
+    for s in specs:
+        if s.batch_size > base.train_num:
+            raise ValueError(f"batch_size {s.batch_size} exceeds train_num {base.train_num}")
+    inits = [initial_state(base.replace(seed=s.seed, init_scale_reprs=s.init_scale_reprs,
+                                        init_scale_nn=s.init_scale_nn)) for s in specs]
+    # mini-batches as train_add draws them: choice(train_num, batch_size) from the run's numpy stream
+    batch_sizes = [int(s.batch_size) if 0 < s.batch_size < base.train_num else 0 for s in specs]
+    mini = any(batch_sizes)
     pairs = torch.tensor(np.array(sample_pairs(base.p)), device=dev)
     cls = pairs.sum(1)  # (N,)
     N = len(pairs)
@@ -229,11 +244,15 @@ def train_batched(
                 l_acc_te = acc_te
         if last:
             break
+        if mini:
+            w_batch, n_batch = _batch_mask(inits, batch_sizes, alive.tolist(), N, base.train_num, dev)
+        else:
+            w_batch, n_batch = l_tr, n_train
         if base.loss == "mse":
-            per_run = (((out - l_tg) ** 2).sum(2) * l_tr).sum(1) / (n_train * out.shape[2])
+            per_run = (((out - l_tg) ** 2).sum(2) * w_batch).sum(1) / (n_batch * out.shape[2])
         else:
             logp = torch.log_softmax(out, 2).gather(2, cls.view(1, -1, 1).expand(out.shape[0], -1, 1))
-            per_run = -(logp[..., 0] * l_tr).sum(1) / n_train * base.ce_scale
+            per_run = -(logp[..., 0] * w_batch).sum(1) / n_batch * base.ce_scale
         grads = torch.autograd.grad(per_run.sum(), params)
         with torch.no_grad():
             step = t + 1
@@ -298,6 +317,24 @@ def train_batched(
         final_reprs=fin_e.cpu().numpy(),
         train_ids=[ini.train_ids for ini in inits],
     )
+
+
+def _batch_mask(inits: list, batch_sizes: list[int], rows: list[int], n: int, train_num: int,
+                dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, n) 0/1 mask of this step's mini-batch per run still in the batch, and (r,) batch sizes.
+
+    Each run draws ``choice(train_num, batch_size, replace=False)`` from its own numpy stream, as
+    ``train_add`` does; a full-batch run (size 0) uses its whole training set and draws nothing.
+    """
+    mask = np.zeros((len(rows), n), dtype=np.float32)
+    sizes = np.zeros(len(rows), dtype=np.float64)
+    for k, i in enumerate(rows):
+        ids = inits[i].train_ids
+        if batch_sizes[i]:
+            ids = ids[inits[i].numpy_rng.choice(np.arange(train_num), batch_sizes[i], replace=False)]
+        mask[k, ids] = 1.0
+        sizes[k] = len(ids)
+    return torch.from_numpy(mask).to(dev), torch.from_numpy(sizes).to(dev)
 
 
 class _Remap:

@@ -1,5 +1,5 @@
 """Console script ``grokking-theory``: train, rqi, critical-fraction, phase-diagram, merge,
-compare-authors, trajectories, plot, modular-addition, transformer-sweep, digits."""
+compare-authors, trajectories, plot, modular-addition, transformer-sweep, s3, digits, digits-diagram."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from grokking_theory._phases import AUTHORS_BUDGET, DEFAULT_BUDGET, GRID_NAMES
 TOY = ToyConfig()
 QUICK_TRAIN_STEPS = 2000
 QUICK_DIAGRAM_STEPS = 2000
+S3_QUICK_STEPS = 3000
+DIGITS_QUICK_STEPS = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -225,13 +227,23 @@ def cmd_phase(args: argparse.Namespace) -> int:
         print(f"[grokking-theory] phase-diagram: {len(cells)} cells, shard {k}/{n}: {len(mine)}, "
               f"finished {len(done)}, to run {len(todo)}", file=sys.stderr, flush=True)
     if todo:
-        writer = CellWriter(out, meta, todo, after=refresh)
         import torch
 
         if not device.startswith("cuda"):
             torch.set_num_threads(1)
-        run_sweep(cfg, [specs[c.index] for c in todo], workers=args.workers, device=device,
-                  progress=not args.quiet, max_seconds=args.max_seconds, on_finish=writer)
+        import time
+
+        # on a GPU all cells run as one batch, except that seeds go one batch after another (in
+        # --seeds order): a run stopped by --max-seconds then holds whole seeds, the first ones
+        # first, instead of only the quickly generalizing cells of every seed
+        groups = _device_batches(todo, st["seeds"], device)
+        t0 = time.perf_counter()
+        for group in groups:
+            left = None if args.max_seconds is None else args.max_seconds - (time.perf_counter() - t0)
+            if left is not None and left <= 0:
+                break
+            run_sweep(cfg, [specs[c.index] for c in group], workers=args.workers, device=device,
+                      progress=not args.quiet, max_seconds=left, on_finish=CellWriter(out, meta, group, after=refresh))
     refresh()
     found = store.done(cells)
     summary: dict[str, object] = {"out": str(out), "cells": len(cells), "finished": len(found)}
@@ -243,6 +255,13 @@ def cmd_phase(args: argparse.Namespace) -> int:
         summary["next"] = "cells were cut short by --max-seconds; rerun with --resume to finish them"
     print(json.dumps(summary))
     return 0
+
+
+def _device_batches(todo: list, seeds: list[int], device: str) -> list[list]:
+    """Cells to run as separate batches: one per seed (in ``seeds`` order) on a GPU, all at once on a CPU."""
+    if not device.startswith("cuda"):
+        return [todo]
+    return [g for g in ([c for c in todo if c.values["seed"] == s] for s in seeds) if g]
 
 
 def _write_diagram(out: Path, meta: dict, found: dict) -> dict:
@@ -455,13 +474,111 @@ def cmd_transformer_sweep(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     if args.max_seconds is not None and not args.max_seconds > 0:
         raise ValueError(f"--max-seconds must be > 0, got {args.max_seconds:g}")
+    if not args.progress_every > 0:
+        raise ValueError(f"--progress-every must be > 0 seconds, got {args.progress_every:g}")
     device = _device(args.device)
     out = _out(args, Path("transformer_sweep"))
     summary = run_transformer_sweep(cfg, axes=args.axes, seeds=seeds, out=out, device=device,
                                     shard=shard, resume=args.resume, batch=args.batch,
                                     quick_axes=args.quick, max_seconds=args.max_seconds,
-                                    early_stop=args.early_stop, progress=not args.quiet)
+                                    early_stop=args.early_stop, progress=not args.quiet,
+                                    progress_every_s=args.progress_every)
     print(json.dumps(summary))
+    return 0
+
+
+def _phase_name(tr: int, te: int, lag: float) -> str:
+    from grokking_theory._phases import PHASES, classify_phase
+
+    return PHASES[int(classify_phase(np.array([tr]), np.array([te]), lag=lag)[0])]
+
+
+def cmd_s3(args: argparse.Namespace) -> int:
+    import torch
+
+    from grokking_theory._group import PERM_WD, PRESETS, S3Config, S3Run, load_perm_h5, plot_s3, train_s3
+    from grokking_theory._io import write_json
+    from grokking_theory._phases import LR_16, PHASES, classify_phase, truncate_budget
+    from grokking_theory._sweep import parse_seeds
+
+    torch.set_num_threads(1)
+    base = S3Config(**PRESETS[args.preset])
+    steps = args.steps if args.steps is not None else (S3_QUICK_STEPS if args.quick else base.steps)
+    cfg = base.replace(steps=steps, **_overrides(args, (
+        ("train_num", "train_num"), ("eta_reprs", "eta_reprs"), ("eta_dec", "eta_dec"),
+        ("wd_dec", "weight_decay_dec"), ("init_scale_reprs", "init_scale_reprs"), ("l1", "l1"))))
+    if not args.lag > 0:
+        raise ValueError(f"--lag must be > 0 steps, got {args.lag:g}")
+    seeds = parse_seeds(args.seeds)
+    if args.authors is not None and args.grid != "authors":
+        raise ValueError("--authors needs --grid authors (the file's decoder lr x decoder wd grid)")
+    authors = load_perm_h5(args.authors) if args.authors is not None else None
+    if args.grid == "authors":
+        lrs, wds = LR_16, PERM_WD
+        if args.quick:
+            lrs, wds = lrs[::4], wds[::2]
+    else:
+        lrs, wds = [cfg.eta_dec], [cfg.weight_decay_dec]
+    device = _device(args.device)
+    out = _out(args)
+    runs = [S3Run(s, lr, wd) for s in seeds for lr in lrs for wd in wds]
+    res = train_s3(cfg, runs, device=device, early_stop=args.grid == "authors", progress=not args.quiet)
+    lag = args.lag
+    rows, cells = [], []
+    for i, r in enumerate(runs):
+        tr, te, rq = (int(res[k][i]) for k in ("step_train", "step_test", "step_rqi"))
+        cell = {"seed": r.seed, "eta_dec": r.eta_dec, "weight_decay_dec": r.weight_decay_dec, "step_train": tr,
+                "step_test": te, "step_rqi": rq, "final_train_acc": float(res["final_train_acc"][i]),
+                "final_test_acc": float(res["final_test_acc"][i]), "final_rqi": float(res["final_rqi"][i]),
+                "stopped_at": int(res["stopped_at"][i]), "phase": _phase_name(tr, te, lag),
+                "train_ids": res["train_ids"][i].tolist()}
+        cells.append(cell)
+        rows.append([r.seed, r.eta_dec, r.weight_decay_dec] + [v if v >= 0 else "never" for v in (tr, te, rq)]
+                    + [cell["final_test_acc"], cell["final_rqi"], cell["phase"]])
+    tables = [{"name": "runs", "caption": f"S3 matrix-product toy, {cfg.train_num}/36 pairs in training, "
+               f"budget {cfg.steps}, init scale {cfg.init_scale_reprs:g}, L1 {cfg.l1:g}",
+               "columns": ["seed", "decoder lr", "decoder wd", "step train acc >= 0.9", "step test acc >= 0.9",
+                           "step RQI > 0.95", "final test acc", "final RQI", "phase"],
+               "rows": rows, "formats": {"decoder lr": ".2e", "final test acc": ".3f", "final RQI": ".3f"}}]
+    metrics: dict[str, object] = {"cells": cells, "phase_counts": {p: sum(c["phase"] == p for c in cells) for p in PHASES}}
+    if authors is not None:
+        li = [int(np.argmin(np.abs(np.array(authors["eta_dec"]) - v))) for v in lrs]
+        wi = [int(np.argmin(np.abs(np.array(authors["weight_decay_dec"]) - v))) for v in wds]
+        a_tr = truncate_budget(authors["train"][np.ix_(li, wi)], cfg.steps)
+        a_te = truncate_budget(authors["test"][np.ix_(li, wi)], cfg.steps)
+        a_ph = classify_phase(a_tr, a_te, lag=lag)
+        comp_rows = []
+        per_seed = {}
+        for si, s in enumerate(seeds):
+            block = cells[si * len(lrs) * len(wds):(si + 1) * len(lrs) * len(wds)]
+            ours = np.array([PHASES.index(c["phase"]) for c in block]).reshape(len(lrs), len(wds))
+            same = float((ours == a_ph).mean())
+            ident = int(sum((c["step_train"], c["step_test"]) == (int(a_tr.flat[k]), int(a_te.flat[k]))
+                            for k, c in enumerate(block)))
+            per_seed[str(s)] = {"same_phase": same, "identical_steps": ident}
+            comp_rows.append([s, ours.size, same, ident] + [int((ours == k).sum()) for k in range(4)])
+        comp_rows.append(["authors", a_ph.size, 1.0, a_ph.size] + [int((a_ph == k).sum()) for k in range(4)])
+        metrics["authors"] = {"file": str(args.authors), "eta_dec": [authors["eta_dec"][k] for k in li],
+                              "weight_decay_dec": [authors["weight_decay_dec"][k] for k in wi],
+                              "step_train": a_tr.tolist(), "step_test": a_te.tolist(), "per_seed": per_seed}
+        tables.append({"name": "authors", "caption": f"same phase as data_perm_r.h5 on {len(lrs)} decoder lr x "
+                       f"{len(wds)} decoder wd cells (authors' steps truncated to budget {cfg.steps}, lag {lag:g})",
+                       "columns": ["seed", "cells", "same phase", "identical steps", *PHASES],
+                       "rows": comp_rows, "formats": {"same phase": ".3f"}})
+    payload = {"experiment": "s3_toy", "seeds": seeds,
+               "config": {**cfg.to_dict(), "preset": args.preset, "grid": args.grid, "eta_dec_values": lrs,
+                          "weight_decay_dec_values": wds, "lag": lag},
+               "metrics": metrics, "tables": tables}
+    if out:
+        write_json(out / "record.json", payload)
+        if args.grid != "authors":
+            every = max(1, len(res["curve_steps"]) // 400)
+            write_json(out / "curves.json", {"step": res["curve_steps"][::every],
+                                             **{k: v[:, ::every] for k, v in res["curves"].items()}})
+            plot_s3(res, [f"seed {r.seed}" for r in runs], out / "s3_curves.png",
+                    title=f"S3 toy: lr {cfg.eta_dec:g}, wd {cfg.weight_decay_dec:g}, {cfg.train_num}/36 train")
+    print(json.dumps({"phase_counts": metrics["phase_counts"],
+                      **({"same_phase": metrics["authors"]["per_seed"]} if authors is not None else {})}))
     return 0
 
 
@@ -474,7 +591,8 @@ def cmd_digits(args: argparse.Namespace) -> int:
     base = DigitsConfig(steps=2000) if args.quick else DigitsConfig()
     cfg = base.replace(**_overrides(args, (("n_train", "n_train"), ("alpha", "alpha"), ("loss", "loss"),
                                            ("steps", "steps"), ("lr", "lr"),
-                                           ("weight_decay", "weight_decay"), ("seed", "seed"))))
+                                           ("weight_decay", "weight_decay"), ("seed", "seed"),
+                                           ("threshold", "threshold"), ("last_lr", "last_lr"))))
     device = _device(args.device)
     out = _out(args)
     res = digits_grokking(cfg, device=device, progress=not args.quiet)
@@ -487,7 +605,7 @@ def cmd_digits(args: argparse.Namespace) -> int:
         write_json(out / "record.json", {
             "experiment": "digits", "seeds": [cfg.seed], "config": cfg.to_dict(), "metrics": res["metrics"],
             "tables": [{"name": "main", "caption": f"digits, {cfg.n_train} train, {cfg.steps} steps",
-                        "columns": ["init", "step train acc >= 0.9", "step test acc >= 0.9", "final train",
+                        "columns": ["init", f"step train acc >= {cfg.threshold:g}", f"step test acc >= {cfg.threshold:g}", "final train",
                                     "final test", "weight norm init", "weight norm final"],
                         "rows": [[name, "never" if r["step_train_acc"] is None else r["step_train_acc"],
                                   "never" if r["step_test_acc"] is None else r["step_test_acc"],
@@ -497,6 +615,58 @@ def cmd_digits(args: argparse.Namespace) -> int:
                                     "weight norm final": ".1f"}}],
         })
     print(json.dumps(res["metrics"]))
+    return 0
+
+
+def cmd_digits_diagram(args: argparse.Namespace) -> int:
+    import torch
+
+    from grokking_theory._digits import DIGITS_LAST_LR, DIGITS_WD, DigitsConfig, digits_phase_diagram
+    from grokking_theory._io import write_json
+    from grokking_theory._phases import PHASES, PhaseDiagram
+
+    torch.set_num_threads(1)
+    if not args.lag > 0:
+        raise ValueError(f"--lag must be > 0 steps, got {args.lag:g}")
+    steps = args.steps if args.steps is not None else (DIGITS_QUICK_STEPS if args.quick else 3000)
+    cfg = DigitsConfig(steps=steps, threshold=0.6, alpha=8.0).replace(**_overrides(args, (
+        ("n_train", "n_train"), ("alpha", "alpha"), ("lr", "lr"), ("seed", "seed"), ("threshold", "threshold"))))
+    wds, lrs = DIGITS_WD, DIGITS_LAST_LR
+    if args.quick:
+        wds, lrs = wds[::2], lrs[::2]
+    device = _device(args.device)
+    out = _out(args, Path("digits_diagram"))
+    res = digits_phase_diagram(cfg, weight_decays=wds, last_lrs=lrs, lag=args.lag, out=out, resume=args.resume,
+                               device=device, progress=not args.quiet)
+    rows = []
+    for yi, lr in enumerate(lrs):
+        for xi, wd in enumerate(wds):
+            tr, te = int(res["step_train"][yi, xi]), int(res["step_test"][yi, xi])
+            rows.append([lr, wd, tr if tr >= 0 else "never", te if te >= 0 else "never",
+                         float(res["max_test_acc"][yi, xi]), PHASES[int(res["phases"][yi, xi])]])
+    thr = f"{cfg.threshold:g}"
+    write_json(out / "record.json", {
+        "experiment": "digits_phase_diagram", "seeds": [cfg.seed],
+        "config": {**cfg.to_dict(), "weight_decay_values": wds, "last_lr_values": lrs, "lag": args.lag},
+        "metrics": {"phase_counts": res["phase_counts"], "step_train": res["step_train"].tolist(),
+                    "step_test": res["step_test"].tolist(), "max_test_acc": res["max_test_acc"].tolist(),
+                    "note": "steps: first evaluated step (every eval_every) with accuracy >= threshold; -1 = never"},
+        "tables": [{"name": "cells", "caption": f"digits (App. J), {cfg.n_train} train, init x{cfg.alpha:g}, MSE, "
+                    f"threshold {thr}, budget {cfg.steps}, lag {args.lag:g}",
+                    "columns": ["last-layer lr", "weight decay", f"step train acc >= {thr}",
+                                f"step test acc >= {thr}", "max test acc", "phase"],
+                    "rows": rows, "formats": {"last-layer lr": ".0e", "max test acc": ".3f"}},
+                   {"name": "counts", "columns": list(PHASES), "rows": [[res["phase_counts"][p] for p in PHASES]]}],
+    })
+    dia = PhaseDiagram(x_name="weight_decay", x_values=wds, y_name="last_lr", y_values=lrs, seeds=[cfg.seed],
+                       budget=cfg.steps, lag=args.lag, step_train=res["step_train"][None],
+                       step_test=res["step_test"][None], step_rqi=np.full((1, len(lrs), len(wds)), -1),
+                       final_rqi=np.full((1, len(lrs), len(wds)), np.nan), config=TOY)
+    from grokking_theory._plot import plot_phase_diagram
+
+    plot_phase_diagram(dia, out / "digits_phase_diagram.png",
+                       title=f"digits, init x{cfg.alpha:g}, test threshold {thr}, budget {cfg.steps}")
+    print(json.dumps({"out": str(out), "phase_counts": res["phase_counts"], "resumed": res["resumed"]}))
     return 0
 
 
@@ -528,7 +698,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dec-lr-wd: decoder lr (16) x decoder wd (11; 0..10 regression, 0,2..20 classification); "
                         "repr-dec-lr: representation lr x decoder lr (13x13); authors / authors-reprlr: the same "
                         "axes with the seed (58 regression, 6 classification) and 10^5 budget of the authors' "
-                        "data_add_r.h5 / data_add_c.h5 / data_add_r_reprlr.h5 (default dec-lr-wd)")
+                        "data_add_r.h5 / data_add_c.h5 / data_add_r_reprlr.h5; batch-size (App. G): mini-batch "
+                        "size 2..32, 45 (full) x decoder lr (16); init-scale (App. G): decoder init scale "
+                        "0.25..8 x decoder lr (16) (default dec-lr-wd)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the grid's; else --seed)")
     p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps, > 0 (default 1000)")
     p.add_argument("--workers", type=int, default=1, help="CPU processes, one thread each (default 1)")
@@ -576,7 +748,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip finished cells with the same config hash (default: off)")
     p.add_argument("--shard", default=None, help="K/N: run only cells i with i mod N == K (default: all)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this wall time; finished cells are kept (default: none)")
+    p.add_argument("--progress-every", type=float, default=30.0, help="seconds between refreshes of record.json with the partial curves of the runs in flight (default 30)")
     p.set_defaults(func=cmd_transformer_sweep)
+
+    p = sub.add_parser("s3", help="the non-abelian toy: the group operation of S3 through a matrix product (Fig. 6d)")
+    p.add_argument("--out", type=Path, default=None, help="folder for record.json, curves.json, s3_curves.png, checked writable before any work (default: none)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default: auto)")
+    p.add_argument("--quick", action="store_true", help=f"budget {S3_QUICK_STEPS} steps; with --grid authors every 4th lr and every 2nd wd (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, trained in one batch (default 0, the file's)")
+    p.add_argument("--steps", type=int, default=None, help=f"update budget (default 10000; {S3_QUICK_STEPS} with --quick)")
+    p.add_argument("--preset", choices=("sweep", "notebook"), default="sweep", help="sweep: data_perm_r.h5 (init scale 1, no L1); notebook: Figure5d_permutation.ipynb (init 0.1, L1 1e-3) (default sweep)")
+    p.add_argument("--train-num", type=int, default=None, help="ordered pairs in training, of 36 (default 24)")
+    p.add_argument("--eta-reprs", type=float, default=None, help="embedding AdamW lr (default 1e-3)")
+    p.add_argument("--eta-dec", type=float, default=None, help="decoder AdamW lr (default 1e-4)")
+    p.add_argument("--wd-dec", type=float, default=None, help="decoder weight decay (default 0)")
+    p.add_argument("--init-scale-reprs", type=float, default=None, help="embedding init scale (default: the preset's)")
+    p.add_argument("--l1", type=float, default=None, help="L1 weight on mean|E| (default: the preset's)")
+    p.add_argument("--grid", choices=("none", "authors"), default="none", help="none: one cell per seed; authors: data_perm_r.h5's decoder lr (16) x decoder wd (11) (default none)")
+    p.add_argument("--authors", type=Path, default=None, help="data_perm_r.h5: phase agreement per seed (with --grid authors; default: none)")
+    p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps (default 1000)")
+    p.set_defaults(func=cmd_s3)
 
     p = sub.add_parser("digits", help="large-init MLP on sklearn digits vs standard init")
     _beyond_common(p)
@@ -585,7 +777,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=None, help="training samples (default 300)")
     p.add_argument("--alpha", type=float, default=None, help="large-init scale (default 8; compared with 1)")
     p.add_argument("--loss", choices=("mse", "ce"), default=None, help="loss (default mse on one-hot)")
+    p.add_argument("--threshold", type=float, default=None, help="accuracy threshold of the reported steps, in (0, 1] (default 0.9; App. J uses 0.6)")
+    p.add_argument("--last-lr", type=float, default=None, help="last layer's AdamW lr (default: --lr)")
     p.set_defaults(func=cmd_digits)
+
+    p = sub.add_parser("digits-diagram", help="App. J: weight decay x last-layer lr phase diagram on digits, 60%% test threshold")
+    _beyond_common(p)
+    p.add_argument("--lr", type=float, default=None, help="AdamW lr of every layer but the last (default 1e-3)")
+    p.add_argument("--n-train", type=int, default=None, help="training samples (default 300)")
+    p.add_argument("--alpha", type=float, default=None, help="init scale (default 8)")
+    p.add_argument("--threshold", type=float, default=None, help="accuracy threshold for train and test, in (0, 1] (default 0.6, App. J)")
+    p.add_argument("--lag", type=float, default=1000.0, help="grokking lag threshold in steps, > 0 (default 1000)")
+    p.add_argument("--resume", action="store_true", help="skip cells already finished in --out with the same config hash (default: off)")
+    p.set_defaults(func=cmd_digits_diagram)
     return parser
 
 

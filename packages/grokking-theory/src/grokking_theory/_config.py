@@ -54,7 +54,9 @@ class ToyConfig(ConfigMixin):
     notebooks (unused x-templates and encoder drawn first, no permutation, both accuracies after
     the update). ``decoder_norm="fixed-spectral"`` holds every decoder layer's spectral norm at
     ``decoder_norm_scale`` times its initial value (lipschitz-core ``direct_norm(..., always_norm=True)``; faithful trainer
-    only). ``ce_scale`` multiplies the cross-entropy (1/19 = the classification sweep's
+    only). ``batch_size`` > 0 trains on mini-batches drawn as ``train_add`` draws them
+    (``np.random.choice(train_num, batch_size, replace=False)`` each step, continuing the run's numpy
+    stream); 0 (default) is the full batch. ``ce_scale`` multiplies the cross-entropy (1/19 = the classification sweep's
     softmax loss ``mean(-log softmax * onehot)``); ``repr_optimizer`` is ``"adamw"`` or ``"adam"``.
     """
 
@@ -82,6 +84,7 @@ class ToyConfig(ConfigMixin):
     rqi_tol: float = 0.01
     decoder_norm: str = "free"
     decoder_norm_scale: float = 1.0
+    batch_size: int = 0
 
     def __post_init__(self) -> None:
         check_p(self.p)
@@ -101,10 +104,14 @@ class ToyConfig(ConfigMixin):
             raise ValueError(f"decoder_norm_scale must be > 0, got {self.decoder_norm_scale}")
         if self.decoder_norm not in ("free", "fixed-spectral"):
             raise ValueError(f"decoder_norm must be 'free' or 'fixed-spectral', got {self.decoder_norm!r}")
+        if not 0 <= self.batch_size <= self.train_num:
+            raise ValueError(
+                f"batch_size must lie in [0, train_num={self.train_num}] (0 = full batch), got {self.batch_size}"
+            )
         for name in ("reprs_dim", "width", "steps", "output_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eta_reprs", "eta_dec"):
+        for name in ("eta_reprs", "eta_dec", "init_scale_reprs", "init_scale_nn"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("weight_decay_reprs", "weight_decay_dec"):

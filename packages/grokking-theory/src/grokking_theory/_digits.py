@@ -21,7 +21,9 @@ from grokking_theory._config import ConfigMixin
 
 @dataclass(frozen=True)
 class DigitsConfig(ConfigMixin):
-    """One digits run. ``alpha`` multiplies every initial weight and bias."""
+    """One digits run. ``alpha`` multiplies every initial weight and bias; ``threshold`` is the
+    accuracy whose first crossing is reported (App. J uses 0.6 on test); ``last_lr`` is the last
+    layer's AdamW learning rate (None: ``lr``, as every other layer)."""
 
     n_train: int = 300
     width: int = 200
@@ -34,8 +36,15 @@ class DigitsConfig(ConfigMixin):
     eval_every: int = 20
     seed: int = 0
     threshold: float = 0.9
+    last_lr: float | None = None
 
     def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")
+        if self.last_lr is not None and not self.last_lr > 0:
+            raise ValueError(f"last_lr must be > 0 (or None: the same as lr), got {self.last_lr}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
         if self.n_train < 10:
             raise ValueError(f"n_train must be >= 10, got {self.n_train}")
         if self.loss not in ("mse", "ce"):
@@ -72,8 +81,9 @@ def make_mlp(d_in: int, n_classes: int, cfg: DigitsConfig) -> nn.Sequential:
 
 
 def train_digits(cfg: DigitsConfig | None = None, *, data: tuple | None = None, device: str = "cpu",
-                 progress: bool = False) -> dict[str, Any]:
-    """Train one MLP; ``data = (x_train, y_train, x_test, y_test)`` overrides the digits split."""
+                 progress: bool = False, stop_when_reached: bool = False) -> dict[str, Any]:
+    """Train one MLP; ``data = (x_train, y_train, x_test, y_test)`` overrides the digits split.
+    ``stop_when_reached`` ends the run once train and test accuracy have crossed ``threshold``."""
     cfg = cfg or DigitsConfig()
     xtr, ytr, xte, yte = data if data is not None else load_digits_split(cfg.n_train, cfg.seed)
     xtr, xte = (torch.as_tensor(np.asarray(v), dtype=torch.float32, device=device) for v in (xtr, xte))
@@ -81,7 +91,12 @@ def train_digits(cfg: DigitsConfig | None = None, *, data: tuple | None = None, 
     n_classes = int(max(ytr.max().item(), yte.max().item() if len(yte) else 0)) + 1
     torch.manual_seed(cfg.seed)
     net = make_mlp(xtr.shape[1], n_classes, cfg).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    last = list(linears[-1].parameters())
+    rest = [q for m in linears[:-1] for q in m.parameters()]
+    groups = [{"params": rest, "lr": cfg.lr}] if rest else []
+    groups.append({"params": last, "lr": cfg.lr if cfg.last_lr is None else cfg.last_lr})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     onehot = nn.functional.one_hot(ytr, n_classes).float()
     curves: dict[str, list[float]] = {"step": [], "train_acc": [], "test_acc": [], "train_loss": [],
                                       "weight_norm": []}
@@ -105,8 +120,10 @@ def train_digits(cfg: DigitsConfig | None = None, *, data: tuple | None = None, 
                 step_train = step
             if step_test is None and te >= cfg.threshold:
                 step_test = step
-        if step == cfg.steps:
+        if step == cfg.steps or (stop_when_reached and step_train is not None and step_test is not None):
             break
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"digits: the loss became non-finite at step {step}; lower the learning rates")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -120,6 +137,7 @@ def train_digits(cfg: DigitsConfig | None = None, *, data: tuple | None = None, 
         "weight_norm_init": curves["weight_norm"][0],
         "weight_norm_final": curves["weight_norm"][-1],
         "n_train": int(len(ytr)),
+        "steps_run": int(curves["step"][-1]),
         "n_test": int(len(yte)),
     }
     return {"config": cfg.to_dict(), "metrics": metrics, "curves": curves, "model": net}
@@ -161,3 +179,63 @@ def plot_digits(result: dict[str, Any], path: Any) -> Any:
     ax2.set_ylabel("weight norm")
     ax2.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+#: App. J axes as this package runs them: AdamW weight decay x the last layer's learning rate
+DIGITS_WD = [0.0, 0.01, 0.1, 1.0, 3.0]
+DIGITS_LAST_LR = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+
+
+def digits_phase_diagram(cfg: DigitsConfig, *, weight_decays: list[float], last_lrs: list[float],
+                         lag: float, out: Any = None, resume: bool = False, device: str = "cpu",
+                         progress: bool = False) -> dict[str, Any]:
+    """App. J's phase diagram on digits: weight decay (x) x last-layer lr (y), one run per cell,
+    phases by the Table 1 rule with accuracy threshold ``cfg.threshold`` (0.6 in App. J).
+
+    With ``out`` every finished cell is written atomically to ``out/cells/<key>.json`` (with its
+    config hash) and ``resume`` skips cells already there with the same hash. Returns step grids
+    (y, x) with -1 = not reached within ``cfg.steps``.
+    """
+    from pathlib import Path
+
+    from grokking_theory._phases import PHASES, classify_phase
+    from grokking_theory._sweep import Cell, SweepStore, config_hash
+
+    if not weight_decays or not last_lrs:
+        raise ValueError("digits phase diagram: empty axis")
+    data = load_digits_split(cfg.n_train, cfg.seed)
+    cells = []
+    for yi, lr in enumerate(last_lrs):
+        for xi, wd in enumerate(weight_decays):
+            run_cfg = cfg.replace(weight_decay=float(wd), last_lr=float(lr))
+            cells.append((Cell(f"y{yi:02d}_x{xi:02d}", config_hash(run_cfg.to_dict()), len(cells),
+                               {"weight_decay": float(wd), "last_lr": float(lr)}), run_cfg))
+    meta = {"kind": "digits-phase-diagram", "lag": lag,
+            "grid": {"weight_decay": [float(v) for v in weight_decays], "last_lr": [float(v) for v in last_lrs],
+                     "config": cfg.to_dict()}}
+    store = SweepStore(Path(out), meta) if out is not None else None
+    if store is not None:
+        store.start()
+    done = store.done([c for c, _ in cells]) if (store is not None and resume) else {}
+    results = {}
+    for cell, run_cfg in cells:
+        if cell.key in done:
+            results[cell.key] = done[cell.key]
+            continue
+        m = train_digits(run_cfg, data=data, device=device, progress=progress, stop_when_reached=True)["metrics"]
+        rec = {"step_train": -1 if m["step_train_acc"] is None else m["step_train_acc"],
+               "step_test": -1 if m["step_test_acc"] is None else m["step_test_acc"],
+               "final_train_acc": m["final_train_acc"], "final_test_acc": m["final_test_acc"],
+               "max_test_acc": m["max_test_acc"], "steps_run": m["steps_run"]}
+        if store is not None:
+            store.write(cell, rec)
+        results[cell.key] = rec
+    shape = (len(last_lrs), len(weight_decays))
+    tr = np.array([results[c.key]["step_train"] for c, _ in cells]).reshape(shape)
+    te = np.array([results[c.key]["step_test"] for c, _ in cells]).reshape(shape)
+    ph = classify_phase(tr, te, lag=lag)
+    return {"meta": meta, "weight_decay": [float(v) for v in weight_decays], "last_lr": [float(v) for v in last_lrs],
+            "step_train": tr, "step_test": te, "phases": ph,
+            "max_test_acc": np.array([results[c.key]["max_test_acc"] for c, _ in cells]).reshape(shape),
+            "phase_counts": {name: int((ph == k).sum()) for k, name in enumerate(PHASES)},
+            "resumed": len(done)}

@@ -82,6 +82,8 @@ def train_modadd_batched(
     early_stop: bool = False,
     max_seconds: float | None = None,
     on_finish: Callable[[int, dict], None] | None = None,
+    on_progress: Callable[[int, dict[int, dict]], None] | None = None,
+    progress_every_s: float = 30.0,
     progress: bool = False,
 ) -> list[dict[str, Any] | None]:
     """Train ``len(cfgs)`` transformers at once; returns per run ``{"metrics", "curves"}`` (None for
@@ -89,7 +91,10 @@ def train_modadd_batched(
 
     ``early_stop`` lets a run leave the batch at the first evaluation where both train and test
     accuracy have reached the threshold (the remaining runs are compacted). ``on_finish(i, result)``
-    is called as soon as run i is finished.
+    is called as soon as run i is finished. ``on_progress(step, {i: curves})`` is called with the
+    curves so far of the runs still training, at an evaluation at least ``progress_every_s`` seconds
+    after the previous call and once more when ``max_seconds`` ends training, so a run that is cut
+    short (or killed) still leaves its partial curves behind.
     """
     from torch.func import functional_call, stack_module_state, vmap
 
@@ -138,6 +143,11 @@ def train_modadd_batched(
     results: list[dict[str, Any] | None] = [None] * R
     diverged = [False] * R
     t_start = time.perf_counter()
+    last_progress = t_start
+
+    def snapshot(step: int) -> None:
+        if on_progress is not None and alive:
+            on_progress(step, {i: curves[i] for i in alive})
 
     def finish(local: list[int], step: int) -> None:
         for li in local:
@@ -188,8 +198,13 @@ def train_modadd_batched(
                 lr = {k: v[keep] for k, v in lr.items()}
                 wd = {k: v[keep] for k, v in wd.items()}
                 masks, n_train, train_idx = masks[keep], n_train[keep], train_idx[keep]
-            if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
+            now = time.perf_counter()
+            if max_seconds is not None and now - t_start > max_seconds:
+                snapshot(step)
                 break
+            if now - last_progress >= progress_every_s:
+                last_progress = now
+                snapshot(step)
         logits = logits_of(params, buffers, True, train_idx)
         per_run = nn.functional.cross_entropy(logits.reshape(-1, c0.p), y[train_idx].reshape(-1),
                                               reduction="none").view(len(alive), -1).mean(1)
@@ -233,8 +248,32 @@ def sweep_configs(base: ModAddConfig, axes: str, seeds: Sequence[int], *, quick_
     return cells, cfgs, grid
 
 
-def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag: float) -> dict:
-    """Result-record payload of a (possibly partial) transformer diagram."""
+def in_flight_summary(step: int, runs: dict[str, dict]) -> dict[str, Any]:
+    """Partial results of runs still training (cell key -> curves so far): the step reached, the
+    first steps reached so far, and the mean curves over those runs."""
+    if not runs:
+        return {}
+    n = min(len(c["step"]) for c in runs.values())
+    out: dict[str, Any] = {"step": int(step), "runs": len(runs), "cells": sorted(runs)}
+    firsts = {}
+    for key, c in runs.items():
+        tr = next((s for s, a in zip(c["step"], c["train_acc"]) if a >= 0.9), None)
+        te = next((s for s, a in zip(c["step"], c["test_acc"]) if a >= 0.9), None)
+        firsts[key] = {"step_train_acc_so_far": tr, "step_test_acc_so_far": te,
+                       "effective_dim_max_so_far": max(c["effective_dim"]) if c["effective_dim"] else None}
+    out["first_steps_so_far"] = firsts
+    if n:
+        cs = list(runs.values())
+        out["mean_curves"] = {"step": cs[0]["step"][:n],
+                              **{k: np.mean([c[k][:n] for c in cs], 0).tolist()
+                                 for k in ("effective_dim", "test_acc", "train_acc")}}
+    return out
+
+
+def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag: float,
+                        in_flight: dict[str, Any] | None = None) -> dict:
+    """Result-record payload of a (possibly partial) transformer diagram; ``in_flight`` (from
+    :func:`in_flight_summary`) adds the partial curves of runs still training (or cut short)."""
     from grokking_theory._phases import PHASES, classify_phase
 
     seeds, xs, ys = grid["seeds"], grid["x_values"], grid["y_values"]
@@ -279,6 +318,20 @@ def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag:
                 "effective_dim": np.mean([c["effective_dim"] for c in full], 0).tolist(),
                 "test_acc": np.mean([c["test_acc"] for c in full], 0).tolist(),
                 "train_acc": np.mean([c["train_acc"] for c in full], 0).tolist()}
+    tables = [{"name": "cells", "caption": f"transformer, (a+b) mod {grid['config']['p']}, "
+               f"budget {grid['config']['steps']}, lag {lag:g}; majority phase over seeds",
+               "columns": [grid["x_name"], grid["y_name"], "seeds done", "phase (majority)",
+                           "median step test acc >= 0.9", "mean max effective dim"],
+               "rows": rows, "formats": {"mean max effective dim": ".2f"}}]
+    if grid["axes"] == "seeds" and "y0_x0" in mean_curves:
+        # the effective-dimension claim: the seed-averaged curve at ~10 evaluation steps
+        mc = mean_curves["y0_x0"]
+        picks = sorted(set(np.linspace(0, len(mc["step"]) - 1, 11).round().astype(int).tolist()))
+        tables.append({"name": "curve", "caption": f"mean over {mc['seeds']} seeds (runs of the whole budget)",
+                       "columns": ["step", "mean effective dim", "mean train acc", "mean test acc"],
+                       "rows": [[mc["step"][k], mc["effective_dim"][k], mc["train_acc"][k], mc["test_acc"][k]]
+                                for k in picks],
+                       "formats": {"mean effective dim": ".2f", "mean train acc": ".3f", "mean test acc": ".3f"}})
     return {
         "experiment": f"transformer_{grid['axes']}",
         "seeds": seeds,
@@ -287,21 +340,20 @@ def transformer_payload(grid: dict, found: dict[str, dict], cells: list, *, lag:
                     "complete": bool(mask.all()), "step_train": tr.tolist(), "step_test": te.tolist(),
                     "phases": np.where(mask, ph, -1).tolist(), "effective_dim_max": ed_max.tolist(),
                     "effective_dim_final": ed_final.tolist(), "mean_curves": mean_curves,
+                    "in_flight": in_flight or {},
                     "note": "steps: first evaluation with accuracy >= threshold; -1 never, -2 not finished"},
-        "tables": [{"name": "cells", "caption": f"transformer, (a+b) mod {grid['config']['p']}, "
-                    f"budget {grid['config']['steps']}, lag {lag:g}; majority phase over seeds",
-                    "columns": [grid["x_name"], grid["y_name"], "seeds done", "phase (majority)",
-                                "median step test acc >= 0.9", "mean max effective dim"],
-                    "rows": rows, "formats": {"mean max effective dim": ".2f"}}],
+        "tables": tables,
     }
 
 
 def run_transformer_sweep(base: ModAddConfig, *, axes: str, seeds: Sequence[int], out: Path,
                           device: str = "cpu", shard: tuple[int, int] = (0, 1), resume: bool = False,
                           batch: int = 16, quick_axes: bool = False, max_seconds: float | None = None,
-                          lag: float = 1000.0, early_stop: bool = True, progress: bool = False) -> dict[str, Any]:
+                          lag: float = 1000.0, early_stop: bool = True, progress: bool = False,
+                          progress_every_s: float = 30.0) -> dict[str, Any]:
     """Run (this shard's) unfinished cells in vmapped batches, writing each finished cell and the
-    progress payload ``record.json`` atomically."""
+    progress payload ``record.json`` atomically; the payload also holds the partial curves of the
+    runs in flight (refreshed every ``progress_every_s`` seconds and when ``max_seconds`` ends)."""
     from grokking_theory._io import write_json
     from grokking_theory._sweep import CellWriter, SweepStore
 
@@ -314,8 +366,11 @@ def run_transformer_sweep(base: ModAddConfig, *, axes: str, seeds: Sequence[int]
     done = store.done(mine) if resume else {}
     todo = [c for c in mine if c.key not in done]
 
+    in_flight: dict[str, Any] = {}
+
     def refresh() -> None:
-        write_json(Path(out) / "record.json", transformer_payload(grid, store.done(cells), cells, lag=lag))
+        write_json(Path(out) / "record.json",
+                   transformer_payload(grid, store.done(cells), cells, lag=lag, in_flight=in_flight))
 
     t0 = time.perf_counter()
     if device == "cpu":
@@ -326,9 +381,20 @@ def run_transformer_sweep(base: ModAddConfig, *, axes: str, seeds: Sequence[int]
         if left is not None and left <= 0:
             break
         writer = CellWriter(out, meta, chunk, after=refresh)
+
+        def partial(step: int, runs: dict[int, dict], chunk: list = chunk) -> None:
+            in_flight.clear()
+            in_flight.update(in_flight_summary(step, {chunk[i].key: c for i, c in runs.items()}))
+            refresh()
+
+        in_flight.clear()
         train_modadd_batched([cfgs[c.index] for c in chunk], device=device, early_stop=early_stop,
-                             max_seconds=left, on_finish=writer, progress=progress)
+                             max_seconds=left, on_finish=writer, on_progress=partial,
+                             progress_every_s=progress_every_s, progress=progress)
+        if not (max_seconds is not None and time.perf_counter() - t0 >= max_seconds):
+            in_flight.clear()  # the chunk ran to its end: every run of it is a finished cell
     refresh()
     found = store.done(cells)
     return {"out": str(out), "cells": len(cells), "finished": len(found), "shard": f"{k}/{n}",
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0, 1),
+            **({"in_flight_step": in_flight["step"], "in_flight_runs": in_flight["runs"]} if in_flight else {})}

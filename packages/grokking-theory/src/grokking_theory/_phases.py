@@ -117,7 +117,8 @@ def phase_diagram(
     if not xs or not ys or not ss:
         raise ValueError("the sweep is empty: x values, y values and seeds must all be non-empty")
     specs = [
-        RunSpec.from_config(base, seed=s, **{x_name: x, y_name: y}) for s in ss for y in ys for x in xs
+        RunSpec.from_config(base, seed=s, **{x_name: _axis_value(x_name, x), y_name: _axis_value(y_name, y)})
+        for s in ss for y in ys for x in xs
     ]
     run: SweepRun = run_sweep(base, specs, workers=workers, device=device, progress=progress)
     shape = (len(ss), len(ys), len(xs))
@@ -151,7 +152,11 @@ def phase_agreement(ours: np.ndarray, theirs: np.ndarray) -> float:
 LR_16 = [float(v) for v in 10 ** np.linspace(-5, -2, 16)]
 LR_13 = [float(v) for v in 10 ** np.linspace(-5, -2, 13)]
 WD_BY_LOSS = {"mse": [float(v) for v in range(11)], "ce": [float(v) for v in range(0, 21, 2)]}
-GRID_NAMES = ("dec-lr-wd", "repr-dec-lr", "authors", "authors-reprlr")
+GRID_NAMES = ("dec-lr-wd", "repr-dec-lr", "authors", "authors-reprlr", "batch-size", "init-scale")
+#: App. G axes: mini-batch size (45 = the full training set of train_add's default) and the
+#: decoder's initialization scale (``init_scale_nn``), each against the decoder learning rate
+BATCH_SIZES = [2.0, 4.0, 8.0, 16.0, 32.0, 45.0]
+INIT_SCALES = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
 #: budget and seeds of the authors' phase-diagram files (data_add_r.h5: seed 58, data_add_c.h5: seed 6,
 #: data_add_r_reprlr.h5: seed 58; every file ran 10^5 full-batch updates)
 AUTHORS_BUDGET = 100_000
@@ -180,6 +185,9 @@ def grid(name: str, loss: str = "mse") -> Grid:
     ``repr-dec-lr``: representation lr x decoder lr, ``10**linspace(-5,-2,13)`` each, budget 10^4.
     ``authors`` / ``authors-reprlr``: the same axes with the seed (58 regression, 6 classification)
     and budget (10^5) of the authors' files.
+    ``batch-size`` (App. G): mini-batch size 2..32 and 45 (full batch at the default 45 training
+    pairs) x decoder lr ``10**linspace(-5,-2,16)``, budget 10^4. ``init-scale`` (App. G): decoder
+    init scale 0.25..8 (``init_scale_nn``) x the same decoder lr, budget 10^4.
     """
     if loss not in WD_BY_LOSS:
         raise ValueError(f"loss must be mse or ce, got {loss!r}")
@@ -193,6 +201,10 @@ def grid(name: str, loss: str = "mse") -> Grid:
         authors = name == "authors-reprlr"
         return Grid(name, "eta_reprs", LR_13, "eta_dec", LR_13, [58] if authors else None,
                     AUTHORS_BUDGET if authors else DEFAULT_BUDGET)
+    if name == "batch-size":
+        return Grid(name, "batch_size", BATCH_SIZES, "eta_dec", LR_16, None, DEFAULT_BUDGET)
+    if name == "init-scale":
+        return Grid(name, "init_scale_nn", INIT_SCALES, "eta_dec", LR_16, None, DEFAULT_BUDGET)
     raise ValueError(f"unknown grid {name!r}; choose from {GRID_NAMES}")
 
 
@@ -205,12 +217,27 @@ def sweep_cells(base: ToyConfig, x_name: str, xs: Sequence[float], y_name: str, 
     for s in seeds:
         for yi, y in enumerate(ys):
             for xi, x in enumerate(xs):
-                spec = RunSpec.from_config(base, seed=int(s), **{x_name: float(x), y_name: float(y)})
-                run_cfg = base.replace(**spec.__dict__).to_dict()
+                spec = RunSpec.from_config(base, seed=int(s), **{x_name: _axis_value(x_name, x),
+                                                                 y_name: _axis_value(y_name, y)})
+                run_cfg = _hashable(base.replace(**spec.__dict__).to_dict())
                 cells.append(Cell(key=f"s{s}_y{yi:02d}_x{xi:02d}", hash=config_hash(run_cfg),
                                   index=len(cells), values={"seed": int(s), "x": float(x), "y": float(y)}))
                 specs.append(spec)
     return cells, specs
+
+
+def _axis_value(name: str, value: float) -> float | int:
+    if name == "batch_size":
+        if float(value) != int(value):
+            raise ValueError(f"batch_size values must be integers, got {value}")
+        return int(value)
+    return float(value)
+
+
+def _hashable(config: dict) -> dict:
+    """A run config as hashed and stored: ``batch_size`` 0 (full batch, the only kind before 0.2's
+    App. G sweeps) is left out, so the hashes of earlier sweeps' cells still match on ``--resume``."""
+    return {k: v for k, v in config.items() if not (k == "batch_size" and v == 0)}
 
 
 def sweep_meta(base: ToyConfig, x_name: str, xs: Sequence[float], y_name: str, ys: Sequence[float],
@@ -219,7 +246,7 @@ def sweep_meta(base: ToyConfig, x_name: str, xs: Sequence[float], y_name: str, y
     return {"kind": "toy-phase-diagram", "lag": lag,
             "grid": {"x_name": x_name, "x_values": [float(v) for v in xs], "y_name": y_name,
                      "y_values": [float(v) for v in ys], "seeds": [int(s) for s in seeds],
-                     "config": base.to_dict()}}
+                     "config": _hashable(base.to_dict())}}
 
 
 def assemble(meta: dict, found: dict[str, dict]) -> tuple[PhaseDiagram, np.ndarray]:

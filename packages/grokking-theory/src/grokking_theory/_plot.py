@@ -15,6 +15,11 @@ LABELS = {
     "eta_reprs": "representation learning rate",
     "weight_decay_dec": "decoder weight decay",
     "weight_decay_reprs": "representation weight decay",
+    "batch_size": "mini-batch size",
+    "init_scale_nn": "decoder init scale",
+    "init_scale_reprs": "representation init scale",
+    "weight_decay": "weight decay",
+    "last_lr": "last-layer learning rate",
 }
 
 

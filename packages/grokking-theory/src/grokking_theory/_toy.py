@@ -140,7 +140,9 @@ def train_toy(cfg: ToyConfig, *, device: str = "cpu", progress: bool = False) ->
         opt1.zero_grad()
         opt2.zero_grad()
         if cfg.rng_order == "toy":
-            choice = torch.as_tensor(init.numpy_rng.choice(np.arange(n_tr), n_tr, replace=False))
+            choice = torch.as_tensor(init.numpy_rng.choice(np.arange(n_tr), cfg.batch_size or n_tr, replace=False))
+        elif cfg.batch_size:
+            choice = torch.as_tensor(init.numpy_rng.choice(np.arange(n_tr), cfg.batch_size, replace=False))
         else:
             choice = torch.arange(n_tr)
         out_tr = forward(in_tr[choice])
