@@ -75,14 +75,35 @@ def _val_one(train_rows, val_rows, cfg: TrainConfig, seed: int, device: str) -> 
     return out
 
 
-VAL_MODES = ("heads", "surface", "consistency")
+VAL_MODES = ("heads", "surface", "consistency:W")
 
 
-def mode_config(base: TrainConfig, mode: str, consistency_weight: float) -> TrainConfig:
-    """heads / surface, or consistency = heads trained with a loss tying each S/Q head to the binding head."""
-    if mode == "consistency":
-        return replace(base, observables="heads", consistency_weight=consistency_weight)
+def check_mode(mode: str) -> str:
+    """heads, surface or consistency:W (W > 0, the consistency-loss weight); the canonical name."""
+    if mode in ("heads", "surface"):
+        return mode
+    if mode.startswith("consistency:"):
+        try:
+            w = float(mode.split(":", 1)[1])
+        except ValueError:
+            w = -1.0
+        if w > 0 and np.isfinite(w):
+            return f"consistency:{w:g}"
+    raise ValueError(f"validation mode must be heads, surface or consistency:W (W > 0), got {mode!r}")
+
+
+def mode_config(base: TrainConfig, mode: str) -> TrainConfig:
+    """heads / surface, or consistency:W = heads trained with a loss (weight W) tying each S/Q head to
+    the same value computed from the binding head."""
+    if mode.startswith("consistency:"):
+        return replace(base, observables="heads", consistency_weight=float(mode.split(":", 1)[1]))
     return replace(base, observables=mode)
+
+
+def mode_label(mode: str) -> str:
+    if mode.startswith("consistency:"):
+        return f"heads + consistency loss (weight {mode.split(':', 1)[1]})"
+    return mode
 
 
 def validation_split(base: TrainConfig):
@@ -101,7 +122,7 @@ def validation_split(base: TrainConfig):
 
 
 def validation(base: TrainConfig, device: str, seed: int, workers: int, modes=("heads", "surface"),
-               consistency_weight: float = 1.0, previous: dict | None = None) -> dict:
+               previous: dict | None = None) -> dict:
     """The observable modes on a mass-closed nucleus-level 80/20 split of NUBASE2016-measured nuclei.
 
     ``previous`` (a validation result) keeps the modes it already has; only the others are trained.
@@ -111,7 +132,7 @@ def validation(base: TrainConfig, device: str, seed: int, workers: int, modes=("
     tr, va = validation_split(base)
     res = dict(previous["rms"]) if previous else {}
     todo = [m for m in modes if m not in res]
-    cfgs = [mode_config(base, m, consistency_weight) for m in todo]
+    cfgs = [mode_config(base, m) for m in todo]
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -128,9 +149,6 @@ def validation(base: TrainConfig, device: str, seed: int, workers: int, modes=("
     chosen = "surface" if score["surface"] <= score["heads"] else "heads"
     out = {"split": "NUBASE2016-measured nuclei, 20% held out (mass-closed), seed 1234", "rms": res,
            "mean_relative_rms_vs_heads": score, "chosen": chosen}
-    if "consistency" in res:
-        out["consistency_weight"] = (previous or {}).get("consistency_weight", consistency_weight) \
-            if "consistency" not in todo else consistency_weight
     return out
 
 
@@ -171,12 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--not-run-reason", default=None, help="why planned runs have no result (for the record)")
     parser.add_argument("--only", default=None, help="semicolon-separated run names (as in the plan) to run")
     parser.add_argument("--val-modes", default="heads,surface",
-                        help="observable modes compared on validation (heads, surface, consistency)")
-    parser.add_argument("--consistency-weight", type=float, default=1.0,
-                        help="weight of the consistency loss of the 'consistency' validation mode")
+                        help="observable modes compared on validation: heads, surface, consistency:W (heads + a "
+                             "consistency loss of weight W), comma-separated")
     parser.add_argument("--validation-from", type=Path, default=None,
                         help="with --resume: take the validation result from this bench_models.json (a validation "
                              "run made in another folder)")
+    parser.add_argument("--extra-modes", default="",
+                        help="comma-separated validation modes (e.g. consistency:0.1) also run on mass-closed and "
+                             "AME2016->2020, every seed")
+    parser.add_argument("--runs-from", type=Path, action="append", default=[],
+                        help="with --resume: also take the finished runs of this bench_models.json (runs made in "
+                             "another folder); repeatable")
     parser.add_argument("--revalidate", default="",
                         help="with --resume: comma-separated validation modes to train again")
     parser.add_argument("--run-seeds", default=None,
@@ -267,22 +290,20 @@ def main(argv: list[str] | None = None) -> int:
                            "formats": {label: ".0f" for label, _ in cons_cols}})
         if "validation" in report:
             v = report["validation"]
-            vmodes = [m for m in VAL_MODES if m in v["rms"]]
+            vmodes = list(v["rms"])
             tasks_v = [t for t in SHOW if t in v["rms"]["heads"]]
 
             def _gap(m):
                 g = v["rms"][m].get("_consistency_kev")
                 return float(np.mean(list(g.values()))) if g else "–"
 
-            label = {"heads": "heads", "surface": "surface",
-                     "consistency": f"heads + consistency loss (weight {v.get('consistency_weight', '?')})"}
             tables.append({"name": "validation",
                            "caption": v["split"] + "; RMS (keV; radius fm); chosen default (heads or surface, the "
                                       "lower mean RMS / heads over the mass tasks): " + v["chosen"] + "; last column: "
                                       "mean over S/Q of the reported-vs-mass-surface RMS (surface: 0 by construction, "
                                       "not re-measured here)",
                            "columns": ["mode", *tasks_v, "mean RMS / heads", "S/Q vs own mass surface (keV)"],
-                           "rows": [[label[m], *(v["rms"][m][t]["rms"] for t in tasks_v),
+                           "rows": [[mode_label(m), *(v["rms"][m][t]["rms"] for t in tasks_v),
                                      v["mean_relative_rms_vs_heads"][m], _gap(m)] for m in vmodes],
                            "formats": {t: ".0f" for t in SHOW if t != "charge_radius"} | {
                                "charge_radius": ".4f", "mean RMS / heads": ".3f", "S/Q vs own mass surface (keV)": ".0f"}})
@@ -309,10 +330,12 @@ def main(argv: list[str] | None = None) -> int:
             md += [f"### {name}", "", f"{res['seconds']:.0f} s", "", metrics_markdown(res), ""]
         (args.out / "bench_models.md").write_text("\n".join(md) + "\n")
 
-    val_modes = tuple(m.strip() for m in args.val_modes.split(",") if m.strip())
-    bad = [m for m in val_modes if m not in VAL_MODES]
-    if bad or not {"heads", "surface"} <= set(val_modes):
-        parser.error(f"--val-modes must include heads and surface, from {VAL_MODES}; got {args.val_modes!r}")
+    try:
+        val_modes = tuple(check_mode(m.strip()) for m in args.val_modes.split(",") if m.strip())
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not {"heads", "surface"} <= set(val_modes):
+        parser.error(f"--val-modes must include heads and surface; got {args.val_modes!r}")
     revalidate = {m.strip() for m in args.revalidate.split(",") if m.strip()}
     previous = args.out / "bench_models.json"
     if args.resume and previous.exists():
@@ -320,24 +343,34 @@ def main(argv: list[str] | None = None) -> int:
         report["validation"] = old["validation"]
         report["runs"] = old["runs"]
         report["date"] = old["date"] + " (resumed " + report["date"] + ")"
+        for other in args.runs_from:
+            for name, res in json.loads(other.read_text())["runs"].items():
+                report["runs"].setdefault(name, res)
+            report.setdefault("runs_from", []).append(str(other))
         if args.validation_from is not None:
             report["validation"] = json.loads(args.validation_from.read_text())["validation"]
             report["validation_from"] = str(args.validation_from)
+        vv = report["validation"]
+        if "consistency" in vv["rms"]:  # first version of this script: one weight, stored beside
+            w = f"consistency:{vv.pop('consistency_weight', 1.0):g}"
+            vv["rms"][w] = vv["rms"].pop("consistency")
+            vv["mean_relative_rms_vs_heads"][w] = vv["mean_relative_rms_vs_heads"].pop("consistency")
+            vv["retrained"] = [w if m == "consistency" else m for m in vv.get("retrained", [])]
         v = report["validation"]
         log(f"resumed: validation chose {v['chosen']}; finished runs {list(report['runs'])}")
         if revalidate or set(val_modes) - set(v["rms"]):
             kept = {**v, "rms": {m: r for m, r in v["rms"].items() if m not in revalidate}}
-            v = validation(base, args.device, seeds[0], args.workers, modes=val_modes,
-                           consistency_weight=args.consistency_weight, previous=kept)
-            v["retrained"] = sorted(revalidate | (set(val_modes) - set(old["validation"]["rms"])))
+            new_modes = revalidate | (set(val_modes) - set(v["rms"]))
+            v = validation(base, args.device, seeds[0], args.workers, modes=tuple(dict.fromkeys((*v["rms"], *val_modes))),
+                           previous=kept)
+            v["retrained"] = sorted(set(vv.get("retrained", [])) | new_modes)
             if v["chosen"] != old["validation"]["chosen"]:
                 log(f"validation now chooses {v['chosen']} (was {old['validation']['chosen']}): finished runs "
                     "were made with the old default")
             report["validation"] = v
             log(f"validation: {v['mean_relative_rms_vs_heads']} -> default {v['chosen']}")
     else:
-        v = validation(base, args.device, seeds[0], args.workers, modes=val_modes,
-                       consistency_weight=args.consistency_weight)
+        v = validation(base, args.device, seeds[0], args.workers, modes=val_modes)
         report["validation"] = v
         log(f"validation: {v['mean_relative_rms_vs_heads']} -> default {v['chosen']}")
     save()
@@ -356,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
          replace(base, observables=chosen, residual_table=args.residual_table), seeds, False),
         (f"mass-closed, {other}", "mass-closed", replace(base, observables=other), seeds, False),
         (f"ame2016-to-2020, {other}", "ame2016-to-2020", replace(base, observables=other), seeds, False),
+        *((f"{proto}, {m}", proto, mode_config(base, m), seeds, False)
+          for m in (check_mode(x.strip()) for x in args.extra_modes.split(",") if x.strip())
+          for proto in ("mass-closed", "ame2016-to-2020")),
         (f"nucleus-leaky-derived, {chosen}", "nucleus-leaky-derived", replace(base, observables=chosen), seeds[:1], False),
         (f"random, {chosen}", "random", replace(base, observables=chosen), seeds[:1], False),
     ]

@@ -97,3 +97,17 @@ def test_interpret_with_symbolic_regression(tmp_path):
     assert c2["n_terms"] <= 15
     semf = s["compact_formula"]["semf_fitted_same_nuclei_rms_kev"]
     assert c2["beats_semf_fitted_same_nuclei"] == (c2["binding_rms_kev"] < semf)
+
+
+def test_interpret_cli_writes_a_record_payload(tmp_path):
+    from nuclr._cli import main
+
+    model_dir = tmp_path / "m"
+    assert main(["train", "--out", str(model_dir), "--epochs", "1", "--width", "16", "--depth", "1", "--quiet",
+                 "--device", "cpu"]) == 0
+    pay_path = tmp_path / "rec" / "record.json"
+    assert main(["interpret", "--model", str(model_dir), "--out", str(tmp_path / "i"), "--no-symbolic", "--quiet",
+                 "--device", "cpu", "--payload", str(pay_path)]) == 0
+    pay = json.loads(pay_path.read_text())
+    assert pay["experiment"] == "nuclr_interpret" and {"compact_formula", "probes"} <= {t["name"] for t in pay["tables"]}
+    assert "nuclr train` on all measured nuclei" in pay["config"]["model"]

@@ -22,9 +22,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def write_run_info(out: Path, config: object, argv: list[str], seed: int) -> None:
+def write_run_info(out: Path, config: object, argv: list[str], seed: int, command: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    info = {"argv": argv, "seed": seed, "versions": _versions(),
+    info = {"argv": argv, "command": command, "seed": seed, "versions": _versions(),
             "config": config.to_dict() if hasattr(config, "to_dict") else config}
     tmp = out / "run.json.tmp"
     tmp.write_text(json.dumps(info, indent=2))
@@ -98,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nuclr._train import train
 
     config = _resolve_config(args)
-    write_run_info(args.out, config, sys.argv, args.seed)
+    write_run_info(args.out, config, sys.argv, args.seed, command="train")
     rows = build_rows(ground_states(2020), config.tasks, min_z=config.min_z, min_n=config.min_n,
                       measured_only=config.measured_only, residual_table=config.residual_table)
     model = train(rows, config, seed=args.seed, device=args.device, out_dir=args.out, resume=args.resume,
@@ -304,7 +304,7 @@ def cmd_interpret(args: argparse.Namespace) -> int:
         if run_info.exists():  # how the model was trained (nuclr train: all measured AME2020 nuclei)
             info = json.loads(run_info.read_text())
             argv = info.get("argv") or []
-            if len(argv) > 1 and argv[1] == "train":
+            if info.get("command") == "train" or (len(argv) > 1 and argv[1] == "train"):
                 desc += f", `nuclr train` on all measured nuclei, seed {info.get('seed')}"
         payload = interpret_payload(summary, model_desc=desc, seed=args.seed)
         args.payload.parent.mkdir(parents=True, exist_ok=True)
