@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                            "formats": {label: ".0f" for label, _ in cons_cols}})
         if "validation" in report:
             v = report["validation"]
-            vmodes = list(v["rms"])
+            vmodes = ["heads", "surface", *sorted((m for m in v["rms"] if m not in ("heads", "surface")),
+                                                  key=lambda m: -float(m.split(":", 1)[1]))]
             tasks_v = [t for t in SHOW if t in v["rms"]["heads"]]
 
             def _gap(m):
