@@ -233,8 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         chosen = report.get("validation", {}).get("chosen", "surface")
         other = "heads" if chosen == "surface" else "surface"
         bnames = ["SEMF (fitted)", "FRDM1995", "DZ1995", "HFB26", "WS3", "BSkG3", "WS4", "WS4+RBF"]
-        mc = [(f"NuCLR, {m}" + (" (default)" if m == chosen else ""), runs[f"mass-closed, {m}"])
-              for m in (chosen, other) if f"mass-closed, {m}" in runs]
+        extra_modes = sorted({name.split(", ", 1)[1] for name in runs if ", consistency:" in name})
+        shown = (chosen, other, *extra_modes)
+
+        def label(m: str) -> str:
+            return f"NuCLR, {mode_label(m)}" + (" (default)" if m == chosen else "")
+
+        mc = [(label(m), runs[f"mass-closed, {m}"]) for m in shown if f"mass-closed, {m}" in runs]
         if mc:
             r0 = mc[0][1]
             tables.append(protocol_table(
@@ -242,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"Mass-closed nucleus-level {r0['k']}-fold ({r0['folds_run']} folds run, seeds {r0['seeds']}): RMS "
                 f"(keV; radius fm), mean over seeds [95% bootstrap interval over nuclei]; † = fitted to data containing "
                 f"the test nuclei; dropped nuclei (Z or N never trained): {r0['dropped_nuclei']}", mc, r0, bnames))
-        am = [(f"NuCLR, {m}" + (" (default)" if m == chosen else ""), runs[f"ame2016-to-2020, {m}"])
-              for m in (chosen, other) if f"ame2016-to-2020, {m}" in runs]
+        am = [(label(m), runs[f"ame2016-to-2020, {m}"]) for m in shown if f"ame2016-to-2020, {m}" in runs]
         res_key = f"ame2016-to-2020, residual to {args.residual_table}"
         if res_key in runs:
             am.append((f"NuCLR residual to {args.residual_table}, {chosen}", runs[res_key]))
@@ -273,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(["  WS3, same rows", *(_cell(res["baselines"]["WS3"].get(t)) for t in SHOW if t in res["model"])])
             tables.append({"name": "leaky", "caption": "Leaky protocols, for comparison with the papers (first seed)",
                            "columns": ["protocol", *[t for t in SHOW if t in lk[0][1]["model"]]], "rows": rows})
-        cons_cols = [(f"{m}, {label}", runs[f"{proto}, {m}"]) for proto, label in
-                     (("mass-closed", "mass-closed"), ("ame2016-to-2020", "AME2016->2020"))
-                     for m in ("heads", "surface") if f"{proto}, {m}" in runs]
+        cons_cols = [(f"{mode_label(m).replace('consistency loss', 'cons.')}, {plabel}", runs[f"{proto}, {m}"])
+                     for proto, plabel in (("mass-closed", "mass-closed"), ("ame2016-to-2020", "AME2016->2020"))
+                     for m in ("heads", "surface", *extra_modes) if f"{proto}, {m}" in runs]
         if cons_cols:
             def _cons(res):  # 0.2 records of heads runs have only heads_vs_surface_rms (the same number)
                 return res.get("consistency_rms") or (res.get("heads_vs_surface_rms") if res["observables"] == "heads"

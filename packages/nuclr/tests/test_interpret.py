@@ -99,6 +99,7 @@ def test_interpret_with_symbolic_regression(tmp_path):
     assert c2["beats_semf_fitted_same_nuclei"] == (c2["binding_rms_kev"] < semf)
 
 
+@pytest.mark.slow
 def test_interpret_cli_writes_a_record_payload(tmp_path):
     from nuclr._cli import main
 
