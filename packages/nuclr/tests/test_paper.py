@@ -40,7 +40,7 @@ def test_time_boxed_training_fills_its_window_after_a_slow_start(monkeypatch):
     model, used = time_boxed_train(rows, cfg, seed=0, device="cpu", stop_at_epoch_s=t0 + window, meta=meta)
     spent = time.time() - t0
     assert spent >= 0.85 * window, (spent, meta)
-    assert spent <= window + 1.0, (spent, meta)
+    assert spent <= window + 2.0, (spent, meta)  # ends at the deadline (slack for a loaded CI machine)
     assert used.epochs == max(1, round(model.steps / meta["steps_per_epoch"]))
     assert meta["epochs_reached"] > 0 and meta["steps"] == model.steps
 
