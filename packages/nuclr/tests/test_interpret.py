@@ -60,6 +60,17 @@ def test_interpret_without_symbolic(tmp_path):
     assert cf["semf_fitted_same_nuclei_rms_kev"] == pytest.approx(semf_rms, rel=1e-6)
     assert cf["beats_semf_fitted_same_nuclei"] == (cf["binding_rms_kev"] < semf_rms and cf["n_terms"] <= 15)
     assert "below the SEMF fitted to the same nuclei" in md
+    # control: the same library fitted straight to the measured energies, and the record payload
+    lib = s["library_fitted_to_measured"]
+    assert lib["n_terms"] <= 15 and lib["binding_rms_kev"] < semf_rms  # 15 terms incl. the SEMF's beat the SEMF
+    from nuclr._interpret import interpret_payload
+
+    pay = interpret_payload(s, model_desc="tiny", seed=0)
+    table = {t["name"]: t for t in pay["tables"]}["compact_formula"]
+    verdicts = {r[0]: r[3] for r in table["rows"]}
+    assert verdicts["compact formula: term library fitted to the network"] == (
+        "met" if cf["beats_semf_fitted_same_nuclei"] else "missed")
+    assert table["rows"][0][2] == pytest.approx(semf_rms, rel=1e-6)
 
 
 def test_symbolic_regression_with_pyoperon_recovers_a_product():
@@ -82,4 +93,22 @@ def test_interpret_with_symbolic_regression(tmp_path):
     s = json.loads((tmp_path / "interpret.json").read_text())
     assert len(s["symbolic_pcs"]) == 3
     assert all(p["length"] >= 1 and np.isfinite(p["r2"]) for p in s["symbolic_pcs"])
-    assert s["compact_formula_with_symbolic_pcs"]["n_terms"] <= 15
+    c2 = s["compact_formula_with_symbolic_pcs"]
+    assert c2["n_terms"] <= 15
+    semf = s["compact_formula"]["semf_fitted_same_nuclei_rms_kev"]
+    assert c2["beats_semf_fitted_same_nuclei"] == (c2["binding_rms_kev"] < semf)
+
+
+@pytest.mark.slow
+def test_interpret_cli_writes_a_record_payload(tmp_path):
+    from nuclr._cli import main
+
+    model_dir = tmp_path / "m"
+    assert main(["train", "--out", str(model_dir), "--epochs", "1", "--width", "16", "--depth", "1", "--quiet",
+                 "--device", "cpu"]) == 0
+    pay_path = tmp_path / "rec" / "record.json"
+    assert main(["interpret", "--model", str(model_dir), "--out", str(tmp_path / "i"), "--no-symbolic", "--quiet",
+                 "--device", "cpu", "--payload", str(pay_path)]) == 0
+    pay = json.loads(pay_path.read_text())
+    assert pay["experiment"] == "nuclr_interpret" and {"compact_formula", "probes"} <= {t["name"] for t in pay["tables"]}
+    assert "nuclr train` on all measured nuclei" in pay["config"]["model"]

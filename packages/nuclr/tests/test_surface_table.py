@@ -141,3 +141,40 @@ def test_shell_signal_sees_kinks_at_magic_numbers_only():
     w = np.array([0.5, 0.5])
     assert shell_signal(idx, smooth, w) < 0.05
     assert shell_signal(idx, shells, w) > 0.3
+
+
+def test_consistency_is_reported_for_every_mode():
+    """evaluate reports, for heads AND surface models, the RMS between each derived observable the
+    model reports and the same observable from its own binding predictions (surface: 0 by construction)."""
+    from nuclr._evaluate import evaluate
+
+    for mode in ("heads", "surface"):
+        cfg = TrainConfig(tasks=("binding", "s_n", "q_alpha"), width=8, depth=1, epochs=1, observables=mode)
+        res = evaluate("mass-closed", cfg, k=5, folds_to_run=1, seed=0)
+        cons = res["consistency_rms"]
+        assert set(cons) == {"s_n", "q_alpha"}, (mode, cons)
+        if mode == "surface":
+            assert all(v < 1e-6 for v in cons.values()), cons
+        else:
+            assert all(v > 10.0 for v in cons.values()), cons
+            assert res["heads_vs_surface_rms"] == cons
+
+
+def test_consistency_loss_ties_the_heads_to_the_mass_surface():
+    rows = _small_rows(("binding", "s_n"))
+    z, n, k = rows.z[rows.task == 1], rows.n[rows.task == 1], np.ones(int((rows.task == 1).sum()), int)
+
+    def gap(weight):
+        cfg = TrainConfig(tasks=rows.tasks, width=32, depth=1, epochs=40, lr=1e-2, consistency_weight=weight)
+        m = train(rows, cfg, seed=0)
+        return np.sqrt(np.mean((m.predict_rows(z, n, k) - m.predict_rows(z, n, k, via="surface")) ** 2))
+
+    plain, tied = gap(0.0), gap(10.0)
+    assert tied < 0.5 * plain, (tied, plain)
+
+
+def test_consistency_weight_needs_heads_mode():
+    with pytest.raises(ValueError, match="consistency_weight"):
+        TrainConfig(observables="surface", consistency_weight=1.0)
+    with pytest.raises(ValueError, match="consistency_weight"):
+        TrainConfig(consistency_weight=-1.0)

@@ -22,9 +22,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def write_run_info(out: Path, config: object, argv: list[str], seed: int) -> None:
+def write_run_info(out: Path, config: object, argv: list[str], seed: int, command: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    info = {"argv": argv, "seed": seed, "versions": _versions(),
+    info = {"argv": argv, "command": command, "seed": seed, "versions": _versions(),
             "config": config.to_dict() if hasattr(config, "to_dict") else config}
     tmp = out / "run.json.tmp"
     tmp.write_text(json.dumps(info, indent=2))
@@ -51,6 +51,9 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observables", choices=["surface", "heads"], default=None,
                    help="surface = S and Q values computed from the predicted mass surface (trained through it); "
                         "heads = one output per observable (default; chosen on validation)")
+    p.add_argument("--consistency-weight", type=float, default=None,
+                   help="heads mode: weight of a loss tying each S/Q head to the same value computed from the "
+                        "binding head (default 0 = off)")
     p.add_argument("--optimizer", choices=["adamw", "mup"], default=None,
                    help="adamw, or mup = AdamW with muP scaling (hidden lr and readout x base/width); default adamw")
     p.add_argument("--lr", type=float, default=None, help="override TrainConfig.lr (default 3e-3)")
@@ -74,7 +77,8 @@ def _resolve_config(args: argparse.Namespace):
     over = {"epochs": args.epochs, "width": args.width, "depth": args.depth, "body": args.body,
             "lipschitz_const": args.lipschitz_const, "residual_table": args.residual_table,
             "observables": args.observables, "optimizer": args.optimizer, "lr": args.lr,
-            "weight_decay": args.weight_decay, "batch_size": args.batch_size}
+            "weight_decay": args.weight_decay, "batch_size": args.batch_size,
+            "consistency_weight": args.consistency_weight}
     over = {k: v for k, v in over.items() if v is not None}
     return replace(config, **over) if over else config
 
@@ -94,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nuclr._train import train
 
     config = _resolve_config(args)
-    write_run_info(args.out, config, sys.argv, args.seed)
+    write_run_info(args.out, config, sys.argv, args.seed, command="train")
     rows = build_rows(ground_states(2020), config.tasks, min_z=config.min_z, min_n=config.min_n,
                       measured_only=config.measured_only, residual_table=config.residual_table)
     model = train(rows, config, seed=args.seed, device=args.device, out_dir=args.out, resume=args.resume,
@@ -290,6 +294,23 @@ def cmd_interpret(args: argparse.Namespace) -> int:
     write_run_info(args.out, {"model": str(args.model), "symbolic": not args.no_symbolic}, sys.argv, args.seed)
     md = interpret(model, args.out, seed=args.seed, symbolic=not args.no_symbolic, quick=args.quick, quiet=args.quiet)
     print(md)
+    if args.payload is not None:
+        from nuclr._interpret import interpret_payload
+
+        summary = json.loads((args.out / "interpret.json").read_text())
+        cfg = model.config
+        desc = f"width {cfg.width} x depth {cfg.depth}, {cfg.epochs} epochs, {cfg.observables} mode"
+        run_info = args.model / "run.json"
+        if run_info.exists():  # how the model was trained (nuclr train: all measured AME2020 nuclei)
+            info = json.loads(run_info.read_text())
+            argv = info.get("argv") or []
+            if info.get("command") == "train" or (len(argv) > 1 and argv[1] == "train"):
+                desc += f", `nuclr train` on all measured nuclei, seed {info.get('seed')}"
+        payload = interpret_payload(summary, model_desc=desc, seed=args.seed)
+        args.payload.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.payload.with_suffix(args.payload.suffix + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=1))
+        os.replace(tmp, args.payload)
     return 0
 
 
@@ -372,7 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("interpret", help="PCA of embeddings/hidden layer, SEMF probes, symbolic regression", formatter_class=fmt)
     _common(p, "runs/nuclr-interpret")
     p.add_argument("--model", type=Path, default=Path("runs/nuclr"), help="folder written by `nuclr train`")
-    p.add_argument("--no-symbolic", action="store_true", help="skip the gplearn symbolic regression")
+    p.add_argument("--no-symbolic", action="store_true", help="skip the symbolic regression (pyoperon or gplearn)")
+    p.add_argument("--payload", type=Path, default=None,
+                   help="also write a record payload (compact formula vs SEMF, symbolic PCs, probes)")
     p.add_argument("--quick", action="store_true", help="smaller symbolic-regression search")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=cmd_interpret)

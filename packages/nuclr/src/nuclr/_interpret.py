@@ -1,5 +1,6 @@
 """Interpretability ("From Neurons to Neutrons"): embedding PCA, hidden-layer PCA, probes against the
-semi-empirical terms, symbolic regression of leading components (gplearn) and a compact formula."""
+semi-empirical terms, symbolic regression of leading components (pyoperon, gplearn as fallback) and a
+compact formula judged against the SEMF fitted to the same nuclei."""
 
 from __future__ import annotations
 
@@ -247,6 +248,10 @@ def interpret(model: Trained, out: Path, *, seed: int = 0, symbolic: bool = True
     from nuclr._physics import SemfFit
 
     semf_rms = float(np.sqrt(np.mean((SemfFit.fit(z, n, b).binding_energy_kev(z, n) - b) ** 2)))
+    # control: the same term library fitted to the measured energies directly (no network): does
+    # distilling the network give a better formula than the library alone?
+    direct = compact_formula(z, n, b)
+    direct_rms = float(np.sqrt(np.mean((direct["pred_kev"] - b) ** 2)))
     summary = {
         "z_embedding_evr": zres["explained_variance_ratio"].tolist(),
         "n_embedding_evr": nres["explained_variance_ratio"].tolist(),
@@ -259,6 +264,10 @@ def interpret(model: Trained, out: Path, *, seed: int = 0, symbolic: bool = True
                             "fitted_to": "network predictions on measured nuclei",
                             "semf_fitted_same_nuclei_rms_kev": semf_rms,
                             "beats_semf_fitted_same_nuclei": bool(base_rms < semf_rms and base["n_terms"] <= 15)},
+        "library_fitted_to_measured": {"terms": direct["terms"], "n_terms": direct["n_terms"],
+                                       "binding_rms_kev": direct_rms,
+                                       "fitted_to": "measured binding energies (no network)"},
+        "n_nuclei": int(z.size),
     }
     if symbolic:
         sym = symbolic_components(z, n, pcs[:, :3], quick=quick, seed=seed)
@@ -267,9 +276,10 @@ def interpret(model: Trained, out: Path, *, seed: int = 0, symbolic: bool = True
         comp = compact_formula(z, n, net_pred, extra, [f"SR(PC{s['pc'] + 1})" for s in sym])
         comp_rms = float(np.sqrt(np.mean((comp["pred_kev"] - b) ** 2)))
         summary["symbolic_pcs"] = [{k: v for k, v in s.items() if k != "pred"} for s in sym]
-        summary["compact_formula_with_symbolic_pcs"] = {"terms": comp["terms"], "n_terms": comp["n_terms"],
-                                                        "binding_rms_kev": comp_rms,
-                                                        "programs": {f"SR(PC{s['pc'] + 1})": s["program"] for s in sym}}
+        summary["compact_formula_with_symbolic_pcs"] = {
+            "terms": comp["terms"], "n_terms": comp["n_terms"], "binding_rms_kev": comp_rms,
+            "programs": {f"SR(PC{s['pc'] + 1})": s["program"] for s in sym},
+            "beats_semf_fitted_same_nuclei": bool(comp_rms < semf_rms and comp["n_terms"] <= 15)}
     files = _save_figures(out, zres, nres, hp.explained_variance_ratio_, z, n, pcs) if figures else []
     summary["figures"] = files
     (out / "interpret.json").write_text(json.dumps(summary, indent=2))
@@ -303,3 +313,52 @@ def _markdown(s: dict) -> str:
         lines.append(f"- compact formula with the symbolic PCs as candidate terms: {c2['n_terms']} terms, binding RMS "
                      f"{c2['binding_rms_kev'] / 1000:.3f} MeV")
     return "\n".join(lines)
+
+
+def interpret_payload(summary: dict, *, model_desc: str, seed: int) -> dict:
+    """Record payload (tools/records.py) of an ``interpret.json`` summary: symbolic PCs, the compact
+    formulas beside the SEMF fitted to the same nuclei, and the embedding/probe numbers."""
+    cf = summary["compact_formula"]
+    semf = cf["semf_fitted_same_nuclei_rms_kev"]
+
+    def verdict(rms_kev: float, n_terms: int) -> str:
+        return "met" if (rms_kev < semf and n_terms <= 15) else "missed"
+
+    rows = [["SEMF fitted to the same nuclei (5 terms)", 5, semf, "(the bar)"],
+            ["network itself (trained on these nuclei)", "–", summary["network_binding_rms_kev_in_sample"], "–"],
+            ["compact formula: term library fitted to the network", cf["n_terms"], cf["binding_rms_kev"],
+             verdict(cf["binding_rms_kev"], cf["n_terms"])]]
+    if "compact_formula_with_symbolic_pcs" in summary:
+        c2 = summary["compact_formula_with_symbolic_pcs"]
+        rows.append(["compact formula + symbolic hidden PCs, fitted to the network", c2["n_terms"],
+                     c2["binding_rms_kev"], verdict(c2["binding_rms_kev"], c2["n_terms"])])
+    lib = summary.get("library_fitted_to_measured")
+    if lib:
+        rows.append(["control: same term library fitted to the measured energies (no network)", lib["n_terms"],
+                     lib["binding_rms_kev"], verdict(lib["binding_rms_kev"], lib["n_terms"])])
+    tables = [{"name": "compact_formula",
+               "caption": f"Binding RMS (keV) against the {summary.get('n_nuclei', '?')} measured AME2020 nuclei "
+                          f"(Z, N >= 8) of formulas with <= 15 terms; target: below the SEMF fitted to the same "
+                          f"nuclei; model: {model_desc}",
+               "columns": ["formula", "terms", "binding RMS (keV)", "target"],
+               "rows": rows, "formats": {"binding RMS (keV)": ".0f"}}]
+    if summary.get("symbolic_pcs"):
+        tables.append({"name": "symbolic_pcs",
+                       "caption": "Symbolic regression of the leading hidden-layer PCs (binding task) as functions of "
+                                  "(Z, N); R^2 on the measured nuclei",
+                       "columns": ["PC", "backend", "program", "length", "R^2"],
+                       "rows": [[f"PC{p['pc'] + 1}", p.get("backend", "gplearn"), p["program"], p["length"], p["r2"]]
+                                for p in summary["symbolic_pcs"]],
+                       "formats": {"R^2": ".3f"}})
+    probe_rows = [[term, p["cv_r2_from_5_pcs"], p["pearson_with_pc"][0], p["pearson_with_pc"][1]]
+                  for term, p in summary["probes"].items()]
+    tables.append({"name": "probes",
+                   "caption": f"Linear probes: SEMF terms from hidden PCs 1-5 (5-fold CV R^2); embedding PCs: even/odd "
+                              f"separated by one PC: Z {summary['z_parity_accuracy']:.2f}, N "
+                              f"{summary['n_parity_accuracy']:.2f}; hidden PC1-3 variance "
+                              f"{sum(summary['hidden_evr'][:3]):.2f}",
+                   "columns": ["SEMF term", "CV R^2 (PC1-5)", "corr(PC1)", "corr(PC2)"],
+                   "rows": probe_rows, "formats": {"CV R^2 (PC1-5)": ".3f", "corr(PC1)": "+.2f", "corr(PC2)": "+.2f"}})
+    return {"experiment": "nuclr_interpret", "seeds": [seed],
+            "config": {"model": model_desc, "symbolic": "symbolic_pcs" in summary},
+            "metrics": {k: v for k, v in summary.items() if k != "figures"}, "tables": tables}

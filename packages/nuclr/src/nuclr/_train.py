@@ -49,6 +49,9 @@ class TrainConfig:
     observables: str = "heads"  # chosen on validation (tools/bench/nuclr_models.py): surface was 10 % worse
     optimizer: str = "adamw"
     mup_base_width: int = 64
+    # heads mode only: weight of a loss tying each derived head to the same observable computed
+    # from the binding head at its formula's nuclei (0 = off; tried on validation, see README)
+    consistency_weight: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", check_tasks(tuple(self.tasks)))
@@ -64,7 +67,12 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"TrainConfig.{name} must be an integer >= 1, got {v!r}")
-        for name in ("lr", "weight_decay", "warmup_frac", "min_lr_frac", "grad_clip"):
+        if self.consistency_weight and self.observables != "heads":
+            raise ValueError("TrainConfig.consistency_weight > 0 needs observables='heads' (surface mode is "
+                             "consistent by construction)")
+        if self.consistency_weight and "binding" not in self.tasks:
+            raise ValueError("TrainConfig.consistency_weight > 0 needs the 'binding' task (the mass surface)")
+        for name in ("lr", "weight_decay", "warmup_frac", "min_lr_frac", "grad_clip", "consistency_weight"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {v!r}")
@@ -128,6 +136,7 @@ class Trained:
         # Z and N values of the training rows (an embedding row no example touched is untrained)
         self.seen_z = None if seen_z is None else sorted(int(v) for v in seen_z)
         self.seen_n = None if seen_n is None else sorted(int(v) for v in seen_n)
+        self.steps: int | None = None  # optimizer steps taken (set by ``train``)
 
     def check_seen(self, z: int, n: int) -> None:
         """Raise ``ValueError`` when Z or N never occurs in the training rows (or is unknown)."""
@@ -245,6 +254,18 @@ def _lr_factor(step: int, total: int, warmup: int, min_frac: float) -> float:
     return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _lr_factor_progress(progress: float, warmup_frac: float, min_frac: float) -> float:
+    """Linear warm-up then cosine, as a function of the fraction of the run done (0..1).
+
+    Used by time-boxed training, where the run's length is its wall-clock window, not a step count.
+    """
+    progress = min(1.0, max(0.0, progress))
+    if warmup_frac > 0 and progress < warmup_frac:
+        return max(progress / warmup_frac, 1e-3)
+    rest = (progress - warmup_frac) / max(1e-12, 1.0 - warmup_frac)
+    return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, rest)))
+
+
 def _save_state(out_dir: Path, opt: torch.optim.Optimizer, step: int, gen: torch.Generator) -> None:
     from safetensors.torch import save_file
 
@@ -286,6 +307,7 @@ def train(
     stop_after: int | None = None,
     callback=None,
     callback_every: int = 0,
+    deadline: float | None = None,
 ) -> Trained:
     """Train a NuCLR model on ``rows`` (built with the same tasks/residual table as ``config``).
 
@@ -294,9 +316,18 @@ def train(
     the run early after that many steps (the schedule still assumes the full length), as if the
     process had been interrupted. ``callback(step, total, loss, trained)`` is called every
     ``callback_every`` steps (learning curves); the model is in train mode again afterwards.
+
+    ``deadline`` (a ``time.time()`` value) makes the run time-boxed: the warm-up + cosine schedule
+    follows the fraction ``max(step / total, elapsed / window)`` of the run done, where the window
+    runs from the first step to the deadline, and training stops when either reaches 1. So the run
+    uses its whole window whatever the speed of its first steps (no up-front step timing), and
+    ``config.epochs`` is only a cap; a deadline already passed still takes one step.
+    ``Trained.steps`` holds the number of steps taken.
     """
     if rows.tasks != config.tasks:
         raise ValueError(f"rows were built for tasks {rows.tasks}, config has {config.tasks}")
+    if deadline is not None and not (isinstance(deadline, (int, float)) and math.isfinite(deadline)):
+        raise ValueError(f"train: deadline must be a finite time.time() value, got {deadline!r}")
     if len(rows) == 0:
         raise ValueError("no training rows")
     y = rows.internal
@@ -347,16 +378,33 @@ def train(
     model.train()
     loss_val = math.nan
     end = total if stop_after is None else min(total, stop_after)
-    while step < end:
+    if deadline is not None:
+        import time
+
+        t_first = time.time()  # the window runs from here (set-up above is not part of it)
+        window = max(1e-3, deadline - t_first)
+    last_callback = -1
+    timed_out = False
+    loss = None
+    while step < end and not timed_out:
         perm = torch.randperm(len(rows), generator=gen).to(dev)
         for s in range(0, len(rows), config.batch_size):
             if step >= end:
                 break
+            if deadline is not None:
+                progress = max(step / total, (time.time() - t_first) / window)
+                if progress >= 1.0 and step > 0:
+                    timed_out = True
+                    break
+                factor = _lr_factor_progress(progress, config.warmup_frac, config.min_lr_frac)
+            else:
+                factor = _lr_factor(step, total, warmup, config.min_lr_frac)
             idx = perm[s : s + config.batch_size]
             for g in opt.param_groups:
-                g["lr"] = config.lr * g.get("lr_scale", 1.0) * _lr_factor(step, total, warmup, config.min_lr_frac)
+                g["lr"] = config.lr * g.get("lr_scale", 1.0) * factor
             pred = model(tz[idx], tn[idx], tt[idx])
             res = pred - ty[idx]
+            tie = None
             if surface is not None:
                 # derived observables from the binding energies predicted at their formula's nuclei
                 m = surf_mask[idx]
@@ -366,9 +414,15 @@ def train(
                     bz = p_z[si].reshape(-1)
                     bn = p_n[si].reshape(-1)
                     b_out = model(bz, bn, torch.full_like(bz, kb)).reshape(-1, npart) * sb + mb
-                    res = res.clone()
-                    res[m] = p_off[si] + (p_w[si] * b_out).sum(1)
+                    res_surface = p_off[si] + (p_w[si] * b_out).sum(1)
+                    if config.observables == "surface":
+                        res = res.clone()
+                        res[m] = res_surface
+                    else:  # consistency loss: the head's residual minus the surface's = head - surface
+                        tie = (tw[si] * (res[m] - res_surface) ** 2).sum() / tw[idx].sum()
             loss = (tw[idx] * res**2).sum() / tw[idx].sum()
+            if tie is not None:
+                loss = loss + config.consistency_weight * tie
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -383,11 +437,15 @@ def train(
             bar.update(1)
             if callback is not None and callback_every and (step % callback_every == 0 or step == end):
                 callback(step, total, float(loss.detach().item()), trained)
+                last_callback = step
                 model.train()
             if out_dir is not None and checkpoint_every and step % checkpoint_every == 0:
                 trained.save(out_dir)
                 _save_state(out_dir, opt, step, gen)
     bar.close()
+    trained.steps = step
+    if callback is not None and callback_every and loss is not None and last_callback != step:
+        callback(step, step, float(loss.detach().item()), trained)  # the final point of a time-boxed run
     if out_dir is not None:
         trained.save(out_dir)
         _save_state(out_dir, opt, step, gen)
@@ -396,13 +454,13 @@ def train(
 
 
 def _surface_terms(rows: TaskRows, config: TrainConfig, mean: np.ndarray, std: np.ndarray):
-    """Per-row tensors of the mass-surface loss, or None in heads mode.
+    """Per-row tensors of the mass-surface (or consistency) loss, or None in plain heads mode.
 
     A derived row's normalised residual is ``off + sum_i w_i * o_i`` where ``o_i`` is the binding
     output (de-standardised) at partner i: the float64 parts (formula constant, priors, target) are
     folded into ``off`` so that float32 never subtracts two binding energies of ~1e6 keV.
     """
-    if config.observables != "surface":
+    if config.observables != "surface" and not config.consistency_weight:
         return None
     surf = np.zeros(len(rows), bool)
     npart = 2
