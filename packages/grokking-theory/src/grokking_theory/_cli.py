@@ -496,7 +496,15 @@ def _phase_name(tr: int, te: int, lag: float) -> str:
 def cmd_s3(args: argparse.Namespace) -> int:
     import torch
 
-    from grokking_theory._group import PERM_WD, PRESETS, S3Config, S3Run, load_perm_h5, plot_s3, train_s3
+    from grokking_theory._group import (
+        PERM_WD,
+        PRESETS,
+        S3Config,
+        S3Run,
+        load_perm_h5,
+        plot_s3,
+        train_s3,
+    )
     from grokking_theory._io import write_json
     from grokking_theory._phases import LR_16, PHASES, classify_phase, truncate_budget
     from grokking_theory._sweep import parse_seeds
@@ -621,7 +629,12 @@ def cmd_digits(args: argparse.Namespace) -> int:
 def cmd_digits_diagram(args: argparse.Namespace) -> int:
     import torch
 
-    from grokking_theory._digits import DIGITS_LAST_LR, DIGITS_WD, DigitsConfig, digits_phase_diagram
+    from grokking_theory._digits import (
+        DIGITS_LAST_LR,
+        DIGITS_WD,
+        DigitsConfig,
+        digits_phase_diagram,
+    )
     from grokking_theory._io import write_json
     from grokking_theory._phases import PHASES, PhaseDiagram
 
