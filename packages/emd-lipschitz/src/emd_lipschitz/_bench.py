@@ -177,7 +177,7 @@ def crossover(payload: Payload, sizes: list[int], *, exact_cap: int, sinkhorn_ca
     for kind in problems:
         first_seconds: dict[str, tuple[int, float]] = {}  # method -> (N, seconds of its first setting)
 
-        def too_slow(method: str, n: int) -> bool:
+        def too_slow(method: str, n: int, first_seconds: dict = first_seconds, kind: str = kind) -> bool:
             if method not in first_seconds:
                 return False
             n0, sec0 = first_seconds[method]
@@ -428,10 +428,11 @@ def fits(payload: Payload, *, n_events: int, m: int, seed: int, quiet: bool, pat
                    "CPU s per fit (max)": ".3f"})
 
 
-def synthetic_clusters(rng: np.random.Generator, n_events: int, *, unequal: bool, separation: float, sigma: float = 0.1):
+def synthetic_clusters(rng: np.random.Generator, n_events: int, *, unequal: bool, separation: float, sigma: float = 0.1,
+                       return_centres: bool = False):
     """k in 2..5 clusters with centres in [0, 4]^2 at least ``separation`` apart; 10 particles each, or
-    5/10/25 at random when ``unequal``; uniform weights."""
-    events, truth = [], []
+    5/10/25 at random when ``unequal``; uniform weights. ``return_centres`` adds the generating centres."""
+    events, truth, all_centres = [], [], []
     for _ in range(n_events):
         k = int(rng.integers(2, 6))
         while True:
@@ -443,7 +444,48 @@ def synthetic_clusters(rng: np.random.Generator, n_events: int, *, unequal: bool
         x = np.concatenate([c + rng.normal(0, sigma, (p, 2)) for c, p in zip(centres, pops)])
         events.append((x, np.full(len(x), 1.0 / len(x))))
         truth.append(k)
+        all_centres.append(centres)
+    if return_centres:
+        return events, np.array(truth), all_centres
     return events, np.array(truth)
+
+
+def resolvable_k(centres: np.ndarray, merge_distance: float) -> int:
+    """The number of groups of generating centres after merging (single linkage) every pair closer
+    than ``merge_distance``: the "right k" when clusters may overlap."""
+    k = len(centres)
+    parent = list(range(k))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(k):
+        for j in range(i + 1, k):
+            if np.linalg.norm(centres[i] - centres[j]) < merge_distance:
+                parent[root(i)] = root(j)
+    return len({root(i) for i in range(k)})
+
+
+def separation_rule(fits, taus: np.ndarray, ks: tuple[int, ...], factor: float) -> np.ndarray:
+    """Alternative rule tried on validation: the largest k whose fitted centres are all at least
+    ``factor`` x the pooled cluster width (sqrt(tau_k / d)) apart."""
+    chosen = []
+    for b in range(taus.shape[0]):
+        best = ks[0]
+        for j, k in enumerate(ks):
+            if k == 1:
+                continue
+            c = np.asarray(fits[j].params[b]).reshape(k, -1)
+            gap = (np.linalg.norm(c[:, None] - c[None], axis=-1) + np.eye(k) * 1e9).min()
+            if gap >= factor * math.sqrt(taus[b, j] / c.shape[1]):
+                best = k
+        chosen.append(best)
+    return np.array(chosen)
+
+
+MERGE_SIGMAS = 3.0  # "resolvable" right k: generating centres closer than 3 sigma count as one cluster
 
 
 def cluster(payload: Payload, *, n_events: int, seed: int, quiet: bool) -> None:
@@ -453,26 +495,47 @@ def cluster(payload: Payload, *, n_events: int, seed: int, quiet: bool) -> None:
 
     ks = (1, 2, 3, 4, 5, 6)
     sweep = (0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+    factors = (3.5, 4.0, 4.5, 5.0)
+    sigma = 0.1
     rows, val_rows = [], []
     for separation in (0.6, 0.0):
         for unequal in (False, True):
             label = f"{'unequal 5/10/25' if unequal else 'equal 10'}, separation {'>= 0.6 (6 sigma)' if separation else 'none'}"
-            val_events, val_truth = synthetic_clusters(np.random.default_rng(seed + 1000), n_events, unequal=unequal, separation=separation)
-            taus = np.stack([nsubjettiness(val_events, k, beta=2.0).values for k in (*ks, 7)], axis=1)
-            val_rows.append([label, *[float(np.mean([choose_k_elbow(t, (*ks, 7), r) for t in taus] == val_truth)) * 100 for r in sweep]])
-            test_events, test_truth = synthetic_clusters(np.random.default_rng(seed), n_events, unequal=unequal, separation=separation)
+            val_events, val_truth, val_centres = synthetic_clusters(np.random.default_rng(seed + 1000), n_events, unequal=unequal,
+                                                                    separation=separation, return_centres=True)
+            val_resolvable = np.array([resolvable_k(c, MERGE_SIGMAS * sigma) for c in val_centres])
+            fits = [nsubjettiness(val_events, k, beta=2.0) for k in (*ks, 7)]
+            taus = np.stack([f.values for f in fits], axis=1)
+            for truth_name, truth in (("generating k", val_truth), (f"resolvable k ({MERGE_SIGMAS:g} sigma)", val_resolvable)):
+                val_rows.append([label, truth_name,
+                                 *[float(np.mean([choose_k_elbow(t, (*ks, 7), r) for t in taus] == truth)) * 100 for r in sweep],
+                                 *[float(np.mean(separation_rule(fits, taus, ks, f) == truth)) * 100 for f in factors]])
+            test_events, test_truth, test_centres = synthetic_clusters(np.random.default_rng(seed), n_events, unequal=unequal,
+                                                                       separation=separation, return_centres=True)
+            test_resolvable = np.array([resolvable_k(c, MERGE_SIGMAS * sigma) for c in test_centres])
+            min_gap = np.array([(np.linalg.norm(c[:, None] - c[None], axis=-1) + np.eye(len(c)) * 1e9).min() for c in test_centres])
             result, sec = _timed(lambda ev=test_events: cluster_events(ev, ks))
             acc = float(np.mean(result.k == test_truth))
+            acc_res = float(np.mean(result.k == test_resolvable))
+            wide = min_gap >= 6 * sigma
+            acc_wide = float(np.mean(result.k[wide] == test_truth[wide])) if wide.any() else math.nan
             old = cluster_events(test_events[:20], (2, 3, 4, 5, 6), method="equal-weight")
             old_acc = float(np.mean(old.k == test_truth[:20]))
-            rows.append([label, len(test_truth), acc * 100, old_acc * 100, sec / len(test_truth) * 1e3])
-            _say(f"cluster: {label}: {acc:.2%} (0.1 rule on 20 events: {old_acc:.0%})", quiet)
-            payload.table("cluster", f"held-out events (seed {seed}); elbow ratio {ELBOW_RATIO} chosen on validation events (seed {seed + 1000})",
-                          ["events", "n", "right k (%)", "0.1 equal-weight rule, first 20 (%)", "ms per event"], rows,
-                          {"right k (%)": ".1f", "0.1 equal-weight rule, first 20 (%)": ".0f", "ms per event": ".3g"})
-            payload.table("cluster_validation", "right k (%) on validation events for each elbow ratio", ["events", *[f"ratio {r}" for r in sweep]],
-                          val_rows, {f"ratio {r}": ".1f" for r in sweep})
+            rows.append([label, len(test_truth), acc * 100, acc_res * 100, float(np.mean(~wide)) * 100, acc_wide * 100, old_acc * 100,
+                         sec / len(test_truth) * 1e3])
+            _say(f"cluster: {label}: {acc:.2%} generating, {acc_res:.2%} resolvable (0.1 rule on 20 events: {old_acc:.0%})", quiet)
+            payload.table("cluster", f"held-out events (seed {seed}); elbow ratio {ELBOW_RATIO} chosen on validation events (seed {seed + 1000}); "
+                          f"resolvable k: generating centres closer than {MERGE_SIGMAS:g} sigma merged",
+                          ["events", "n", "right k (%)", "right resolvable k (%)", "events with centres < 6 sigma apart (%)",
+                           "right k, events >= 6 sigma apart (%)", "0.1 equal-weight rule, first 20 (%)", "ms per event"], rows,
+                          {"right k (%)": ".1f", "right resolvable k (%)": ".1f", "events with centres < 6 sigma apart (%)": ".1f",
+                           "right k, events >= 6 sigma apart (%)": ".1f", "0.1 equal-weight rule, first 20 (%)": ".0f", "ms per event": ".3g"})
+            payload.table("cluster_validation", "right k (%) on validation events: elbow rule for each ratio, and the separation rule "
+                          "(largest k whose fitted centres are >= factor x the pooled width apart) for each factor",
+                          ["events", "right k means", *[f"elbow {r}" for r in sweep], *[f"separation {f:g}" for f in factors]],
+                          val_rows, {**{f"elbow {r}": ".1f" for r in sweep}, **{f"separation {f:g}": ".1f" for f in factors}})
     payload.metric("elbow_ratio", ELBOW_RATIO)
+    payload.metric("merge_sigmas", MERGE_SIGMAS)
 
 
 def run(argv: list[str] | None = None) -> int:
