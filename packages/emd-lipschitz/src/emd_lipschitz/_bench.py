@@ -542,7 +542,7 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emd-lipschitz bench", description="EMD benchmark: exact vs Sinkhorn vs GeomLoss vs the NEEMo critic.")
     parser.add_argument("--out", type=Path, required=True, help="folder for record.json (the payload, rewritten after every cell)")
     parser.add_argument("--parts", default="crossover,amortized,fits,cluster", help="comma-separated parts (default all)")
-    parser.add_argument("--sizes", default="100,300,1000,3000", help="N per cloud for the crossover (default 100,300,1000,3000)")
+    parser.add_argument("--sizes", default=None, help="N per cloud for the crossover (default 100,300,1000,3000; --quick: 100,300)")
     parser.add_argument("--exact-cap", type=int, default=3000, help="largest N for POT exact (default 3000)")
     parser.add_argument("--sinkhorn-cap", type=int, default=1000, help="largest N for POT Sinkhorn (default 1000)")
     parser.add_argument("--tensorized-cap", type=int, default=3000, help="largest N for GeomLoss tensorized (default 3000)")
@@ -553,7 +553,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-seconds", type=float, default=math.inf,
                         help="cap on one method's seconds per (problem, N); sizes whose first setting would exceed it are skipped (default none)")
     parser.add_argument("--table", default="crossover", help="name of the crossover table in the payload (default crossover)")
-    parser.add_argument("--critic-steps", default="100,300,1000", help="critic training steps ladder (default 100,300,1000)")
+    parser.add_argument("--critic-steps", default=None, help="critic training steps ladder (default 100,300,1000; --quick: 50,100)")
     parser.add_argument("--events", type=int, default=8, help="events for fits (default 8); x25 for cluster, x4 for amortized")
     parser.add_argument("--fit-patience", type=int, default=None, help="early-stopping patience of the exact-path fits (default: FitConfig's)")
     parser.add_argument("--device", default="cpu", help="cpu|cuda[:N]|auto for GeomLoss and the critic (default cpu)")
@@ -565,7 +565,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.quick:
-        args.sizes, args.critic_steps, args.events = "100,300", "50,100", 2
+        args.events = 2
+    args.sizes = args.sizes or ("100,300" if args.quick else "100,300,1000,3000")
+    args.critic_steps = args.critic_steps or ("50,100" if args.quick else "100,300,1000")
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
         critic_steps = [int(s) for s in args.critic_steps.split(",")]
