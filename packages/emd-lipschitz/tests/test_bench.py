@@ -53,21 +53,27 @@ def test_resolvable_k_merges_centres_closer_than_the_distance():
     assert resolvable_k(centres, 0.3) == 2 and resolvable_k(centres, 0.1) == 4
 
 
+# the CPU crossover records (one run up to 1000 points per cloud; exact + critic at 10^4 and 3 x 10^4; the critic at 10^5)
+CROSSOVER_RECORDS = {"bench_cpu_large.json": "crossover_large_winner", "bench_cpu_10k.json": "crossover_10k_winner",
+                     "bench_cpu_100k.json": "crossover_100k_winner"}
+
+
 def test_auto_follows_the_measured_crossover():
     """At every size of the committed CPU crossover, "auto" picks the method that reached 1 % first;
     where none reached it, the only method that fits in memory there (the critic)."""
-    record = json.loads((RESULTS / "bench_cpu_large.json").read_text())
-    winners = next(t for t in record["tables"] if t["name"] == "crossover_large_winner")
     checked = set()
-    for kind, n, target, fastest, _seconds, methods in winners["rows"]:
-        if target != "1.0%":
-            continue
-        chosen, _ = auto_method(n, n)
-        if fastest == "none reached":
-            assert "POT exact" not in methods and chosen == "neural", (n, methods)
-        else:
-            assert chosen == METHOD[fastest], (n, fastest, chosen)
-        checked.add(n)
+    for name, table in CROSSOVER_RECORDS.items():
+        record = json.loads((RESULTS / name).read_text())
+        winners = next(t for t in record["tables"] if t["name"] == table)
+        for _kind, n, target, fastest, _seconds, methods in winners["rows"]:
+            if target != "1.0%":
+                continue
+            chosen, _ = auto_method(n, n)
+            if fastest == "none reached":
+                assert "POT exact" not in methods and chosen == "neural", (n, methods)
+            else:
+                assert chosen == METHOD[fastest], (n, fastest, chosen)
+            checked.add(n)
     assert {100, 1000, 10_000} <= checked  # the sizes where exact ran
 
 
