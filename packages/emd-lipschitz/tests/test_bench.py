@@ -54,7 +54,7 @@ def test_resolvable_k_merges_centres_closer_than_the_distance():
 
 
 # the CPU crossover records (one run up to 1000 points per cloud; exact + critic at 10^4 and 3 x 10^4; the critic at 10^5)
-CROSSOVER_RECORDS = {"bench_cpu_large.json": "crossover_large_winner", "bench_cpu_10k.json": "crossover_10k_winner",
+CROSSOVER_RECORDS = {"bench_cpu_small.json": "crossover_small_winner", "bench_cpu_10k.json": "crossover_10k_winner",
                      "bench_cpu_100k.json": "crossover_100k_winner"}
 
 

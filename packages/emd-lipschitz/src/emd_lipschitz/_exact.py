@@ -45,7 +45,7 @@ METHODS = ("auto", "exact", "sinkhorn", "neural")
 
 # "auto" uses the exact solver while n * m stays at or below this many cost entries (8 bytes each):
 # tools/bench/emd.py measured exact transport as the fastest route to 1 % and 0.1 % at every size
-# it ran on the CPU, up to 10,000 points per cloud (results/bench_cpu_large.json: 800 MB of cost);
+# it ran on the CPU, up to 10,000 points per cloud (results/bench_cpu_small.json, bench_cpu_10k.json: 800 MB of cost at 10,000);
 # above, only the critic ran (no dense method fits) and it reached neither target (README).
 AUTO_EXACT_MAX_ENTRIES = 100_000_000
 
