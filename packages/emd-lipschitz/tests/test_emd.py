@@ -210,7 +210,7 @@ def test_fit_seconds_exclude_the_import_of_pot():
         "print(r.seconds, time.perf_counter() - start)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    seconds, wall = map(float, out.stdout.split())
+    seconds, wall = map(float, out.stdout.splitlines()[-1].split())  # dependencies may print first (pykeops does)
     # the wall time includes importing POT (seconds on this machine); the fit itself is milliseconds
     assert seconds < 0.5 * wall, (seconds, wall)
 

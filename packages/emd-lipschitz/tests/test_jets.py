@@ -76,3 +76,14 @@ def test_bad_events_are_refused():
         jets.emd(ev.astype(complex), ev, R=1.0)
     with pytest.raises(ValueError, match="R must be"):
         jets.emd(ev, ev, R=-1.0)
+
+
+def test_emds_progress_into_a_pipe_is_plain_lines_not_carriage_return_frames(capfd):
+    # 0.2.0 passed progress=True to tqdm with disable=False: bar frames with "\r" went into piped logs
+    rng = np.random.default_rng(5)
+    events = [np.c_[rng.uniform(1, 5, 6), rng.normal(0, 0.2, 6), rng.normal(0, 0.2, 6)] for _ in range(6)]
+    jets.emds(events, R=1.0, progress=True)
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("emds")]
+    assert 1 <= len(lines) <= 10 and lines[-1].endswith("15/15")

@@ -43,10 +43,21 @@ from emd_lipschitz._validate import (
 
 METHODS = ("auto", "exact", "sinkhorn", "neural")
 
-# "auto" uses the exact solver while n * m stays below this many cost entries (8 bytes each):
-# tools/bench/emd.py measured exact transport as the fastest route to 0.1 % at every size it ran
-# on the CPU, so the limit is the memory of the dense cost matrix, not speed (README, crossover).
-AUTO_EXACT_MAX_ENTRIES = 50_000_000
+# "auto" uses the exact solver while n * m stays at or below this many cost entries (8 bytes each):
+# tools/bench/emd.py measured exact transport as the fastest route to 1 % and 0.1 % at every size
+# it ran on the CPU, up to 10,000 points per cloud (results/bench_cpu_small.json, bench_cpu_10k.json: 800 MB of cost at 10,000);
+# above, only the critic ran (no dense method fits) and it reached neither target (README).
+AUTO_EXACT_MAX_ENTRIES = 100_000_000
+
+
+def auto_method(n: int, m: int) -> tuple[str, str]:
+    """What ``method="auto"`` uses for clouds of ``n`` and ``m`` points, and why."""
+    if n * m <= AUTO_EXACT_MAX_ENTRIES:
+        return "exact", (f"auto: n*m = {n * m} <= {AUTO_EXACT_MAX_ENTRIES} (exact was the fastest to 1 % and 0.1 % at every "
+                         "benchmarked size up to 10,000 points per cloud)")
+    # exact and (POT's) Sinkhorn both need the dense n x m cost; the critic needs O(n + m) memory
+    return "neural", (f"auto: n*m = {n * m} > {AUTO_EXACT_MAX_ENTRIES}: a dense cost matrix would need {8 * n * m / 1e9:.1f} GB, so the "
+                      "critic (a certified lower bound) was used")
 
 _NUM_ITER_MAX = 100_000_000
 
@@ -193,10 +204,12 @@ def solve_exact(problem: _Problem, theta_scaled: np.ndarray | None = None) -> EM
     plan, log = ot.emd(an, bn, M, numItermax=_NUM_ITER_MAX, log=True)
     if int(log.get("result_code", 1)) != 1:
         raise RuntimeError(f"POT's network simplex did not reach an optimum: {log.get('warning')}")
-    value = K * total * float(np.sum(plan * M))
+    # no [n, m] temporaries: at 10^4 points per cloud each dense copy is 800 MB
+    value = K * total * float(np.einsum("ij,ij->", plan, M))
     u, v = K * np.asarray(log["u"]), K * np.asarray(log["v"])
     n, m = problem.x.shape[0], problem.y.shape[0]
-    real_plan = total * plan[:n, :m]
+    plan *= total
+    real_plan = plan[:n, :m]
     solution = EMDSolution(value=value, method="exact", reason="requested", plan=real_plan, f=u[:n], g=v[:m], balanced=problem.balanced,
                            info={"scale": problem.scale, "centre": problem.centre.tolist(), "virtual": side,
                                  "max_distance": problem.scale * float(theta_scaled.max()) if theta_scaled.size else 0.0})
@@ -321,7 +334,7 @@ def emd(
         method: "exact" (POT's network simplex and its dual potentials), "sinkhorn" (POT,
             log-domain, debiased, ``reg`` relative to the scaled cost), "neural" (NEEMo's
             certified critic, its own dual value: a lower bound that is usually several % low)
-            or "auto" (exact while ``n * m`` <= 5e7, where the README's crossover found it the
+            or "auto" (exact while ``n * m`` <= 1e8, where the README's crossover found it the
             fastest way to 1 % and 0.1 %; above, where no dense cost matrix fits, the critic, with a
             warning that it is a lower bound). ``.method`` and ``.reason`` say what was used.
         reg: entropic regularization for "sinkhorn" (relative to the scaled cost).
@@ -348,13 +361,10 @@ def emd(
     reason = "requested"
     chosen = method
     if method == "auto":
-        if n * m <= AUTO_EXACT_MAX_ENTRIES:
-            chosen, reason = "exact", f"auto: n*m = {n * m} <= {AUTO_EXACT_MAX_ENTRIES} (exact was fastest to 1 % and 0.1 % at every benchmarked size)"
-        else:
-            # exact and (POT's) Sinkhorn both need the dense n x m cost; the critic needs O(n + m) memory
-            chosen, reason = "neural", (f"auto: n*m = {n * m} > {AUTO_EXACT_MAX_ENTRIES}: a dense cost matrix would need "
-                                        f"{8 * n * m / 1e9:.1f} GB, so the critic (a certified lower bound) was used")
-            warnings.warn(f"{reason}; it measured 10-35 % below the exact EMD in the README's benchmark", UserWarning, stacklevel=2)
+        chosen, reason = auto_method(n, m)
+        if chosen == "neural":
+            warnings.warn(f"{reason}; it stayed several % below the exact EMD at every size of the README's benchmark",
+                          UserWarning, stacklevel=2)
     if chosen == "exact":
         result = solve_exact(problem)
     elif chosen == "sinkhorn":

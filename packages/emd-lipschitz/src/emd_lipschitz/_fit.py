@@ -230,12 +230,10 @@ def _fit_shape(events, shape, *, config, init, seed, progress) -> FitResult:
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+    from emd_lipschitz._progress import progress_bar
 
-    # disable=None: a bar only on a terminal; piped output gets no carriage-return frames
-    return tqdm(total=total, desc=f"fit ({desc})", leave=False, disable=None)
+    # a bar on a terminal; piped output gets one line per ~10 %, never carriage-return frames
+    return progress_bar(total, f"fit ({desc})", True) if enabled else None
 
 
 def _shape_batch(shape: Shape, params: Tensor, totals: Tensor) -> tuple[Tensor, Tensor]:

@@ -123,7 +123,8 @@ def emds(
     ``events1=None`` gives the symmetric ``[N0, N0]`` matrix of ``events0`` against itself (zero
     diagonal, each pair solved once); otherwise ``[N0, N1]``. ``n_jobs`` worker threads solve
     pairs in parallel (POT's solver releases the GIL; ``None`` or -1 = every CPU). ``progress``:
-    a tqdm bar (``None``: only on a terminal). Other arguments as in :func:`emd`.
+    a tqdm bar on a terminal; when stderr is piped, ``True`` prints one plain line per ~10 % of the
+    pairs and ``None`` (default) nothing; ``False``: never. Other arguments as in :func:`emd`.
     """
     gdim = _check_gdim(gdim)
     ev0 = list(events0)
@@ -148,9 +149,9 @@ def emds(
         solution, _ = _solve(ev0[i], ev1[j], R=R, beta=beta, norm=norm, gdim=gdim, periodic_phi=periodic_phi, warn=False)
         return i, j, solution.value, solution.info["max_distance"]
 
-    from tqdm.auto import tqdm
+    from emd_lipschitz._progress import progress_bar
 
-    bar = tqdm(total=len(pairs), desc="emds", disable=None if progress is None else not progress)
+    bar = progress_bar(len(pairs), "emds", progress)
     try:
         if n_jobs == 1:
             results = map(work, pairs)
@@ -163,11 +164,13 @@ def emds(
             if symmetric:
                 out[j, i] = value
             largest[0] = max(largest[0], dmax)
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
         if pool is not None:
             pool.shutdown()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     warn_small_radius(largest[0], None if R is None else float(R), stacklevel=2)
     if not np.all(np.isfinite(out)):
         raise FloatingPointError("emds produced a non-finite value")
