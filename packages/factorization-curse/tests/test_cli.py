@@ -281,3 +281,17 @@ def test_time_budget_shrinks_the_schedule(tmp_path):
         tr.objective_loss = real
     assert hist[-1]["steps_planned"] == 100000 and hist[-1]["step"] == hist[-1]["steps_budgeted"] < 200
     assert hist[-1]["lr"] < 2e-4  # the cosine schedule ran to its end (min_lr_ratio 0.1 of 1e-3)
+
+
+def test_compare_with_jobs_refuses_bad_input_before_spawning_workers(tmp_path, capsys, monkeypatch):
+    import concurrent.futures
+
+    class NoPool:
+        def __init__(self, *a, **k):
+            raise AssertionError("worker processes spawned before the input was checked")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", NoPool)
+    facts = _facts(tmp_path, 3)  # 3 facts: trained + validation questions leave no test question
+    code = main(["run", "--facts", str(facts), "--compare", "--jobs", "2", "--out", str(tmp_path / "c"), *TINY])
+    assert code == 2
+    assert "leave no held-out test queries" in capsys.readouterr().err

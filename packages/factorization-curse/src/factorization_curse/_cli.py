@@ -279,6 +279,13 @@ def _compare(args: argparse.Namespace, overrides: dict, argv_full: list[str]) ->
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        from factorization_curse._experiment import build_task
+
+        # bad input (a facts file too small for held-out questions, ...) fails here, in one line,
+        # before spawning workers that each import torch (a minute on a loaded machine)
+        if not build_task(cfgs[0]).test:
+            raise ValueError(f"task {cfgs[0].task!r} has no test queries with this configuration")
+
         from factorization_curse._table import _cell
 
         with ProcessPoolExecutor(min(args.jobs, len(cfgs)), mp_context=mp.get_context("spawn")) as pool:
