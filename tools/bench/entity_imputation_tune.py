@@ -43,9 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         base_overrides = json.loads(args.base_overrides)
     except json.JSONDecodeError as exc:
         parser.error(f"--candidates / --base-overrides: not JSON ({exc})")
+    import entity_imputation as ei
+
+    names = [n for n in args.datasets.split(",") if n]
+    for name in names:
+        if not (ei.dataset_root(args.data, name) / name / "info.json").exists():
+            parser.error(f"{ei.dataset_root(args.data, name) / name}: not a TabDDPM-format folder")
+    if args.rows < 20:
+        parser.error(f"--rows must be >= 20, got {args.rows}")
     import torch
 
-    import entity_imputation as ei
     from entity_diffusion import KBFormerImputer
     from entity_diffusion._bench import load_tabddpm, schema_overrides
     from entity_diffusion._imputer import preset_config
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     rows_out, cells = [], []
-    for name in [n for n in args.datasets.split(",") if n]:
+    for name in names:
         ds = load_tabddpm(ei.dataset_root(args.data, name), name)
         val = ds["val"].sample(n=min(args.rows, len(ds["val"])), random_state=args.seed).reset_index(drop=True)
         numeric = [c for c in val.columns if c.startswith("num_")] + (["y"] if ds["task"] == "regression" else [])

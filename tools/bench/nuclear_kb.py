@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new seed after this")
+    parser.add_argument("--no-kbformer", action="store_true",
+                        help="baselines only (constant, SEMF, WS4, trees): the reference levels, cheaply")
     parser.add_argument("--curve-every", type=int, default=0,
                         help="every N steps, the live weights' binding RMS on the held-out nuclides (0: off)")
     parser.add_argument("--data", default="auto", help="shared/data folder (for the WS4 table; auto: search)")
@@ -280,33 +282,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed}: not run (time budget)", flush=True)
             continue
         train, test = split(kb, seed)
-        kbf = run_kbformer(train, test, seed, args)
+        kbf = None if args.no_kbformer else run_kbformer(train, test, seed, args)
         semf_test, coef = semf_fit_predict(train, test)
         semf_train, _ = semf_fit_predict(train, train)
         result: dict = {"seed": seed, "train": len(train), "test": len(test), "semf_coefficients_kev": coef.tolist(),
-                        "kbformer_fit_seconds": kbf["fit_seconds"], "kbformer_training": kbf["history"],
-                        "kbformer_steps_per_second": kbf["history"]["steps_run"] / max(kbf["fit_seconds"], 1e-9),
-                        "kbformer_curve": kbf["curve"], "fields": {}}
+                        "fields": {}}
+        if kbf is not None:
+            result.update({"kbformer_fit_seconds": kbf["fit_seconds"], "kbformer_training": kbf["history"],
+                           "kbformer_steps_per_second": kbf["history"]["steps_run"] / max(kbf["fit_seconds"], 1e-9),
+                           "kbformer_curve": kbf["curve"]})
         for field in FIELDS:
             rows = test[field].notna().to_numpy()
             truth = test.loc[rows, field].to_numpy(float)
             trees = run_trees(train, test, field, seed, args.trials, args.tree_iterations)
             entry = {"n_test": int(rows.sum()),
                      "constant": rms(np.full(rows.sum(), train[field].mean()), truth),
-                     "trees": rms(trees["pred"][rows], truth), "trees_evaluator": trees["evaluator"],
-                     "kbformer": rms(kbf["preds"][field][1], truth)}
+                     "trees": rms(trees["pred"][rows], truth), "trees_evaluator": trees["evaluator"]}
+            if kbf is not None:
+                entry["kbformer"] = rms(kbf["preds"][field][1], truth)
             if field == TARGET:
                 entry["semf"] = rms(semf_test[rows], truth)
                 resid = run_trees(train, test, field, seed, args.trials, args.tree_iterations, offset_train=semf_train, offset_test=semf_test)
                 entry["trees_on_semf_residual"] = rms(resid["pred"][rows], truth)
                 a_test = (test["Z"] + test["N"]).to_numpy(float)[rows]
-                entry["kbformer_per_nucleon"] = rms(kbf["preds"][field][1] / a_test, truth / a_test)
+                if kbf is not None:
+                    entry["kbformer_per_nucleon"] = rms(kbf["preds"][field][1] / a_test, truth / a_test)
                 if ws4 is not None:  # WS4 on the held-out nuclides it covers (all but a few light ones)
                     w = ws4_binding(test, args.data)[rows]
                     ok = np.isfinite(w)
                     entry["ws4"] = rms(w[ok], truth[ok])
                     entry["ws4_n"] = int(ok.sum())
-                    entry["kbformer_on_ws4_nuclides"] = rms(kbf["preds"][field][1][ok], truth[ok])
+                    if kbf is not None:
+                        entry["kbformer_on_ws4_nuclides"] = rms(kbf["preds"][field][1][ok], truth[ok])
             result["fields"][field] = entry
             print(f"seed {seed} {field}: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items()
                                                       if isinstance(v, float)), flush=True)
@@ -318,21 +325,26 @@ def main(argv: list[str] | None = None) -> int:
 def _write(args: argparse.Namespace, per_seed: list[dict], scale: dict, seconds: float) -> None:
     def stat(field: str, key: str) -> tuple[float, float]:
         values = [r["fields"][field][key] for r in per_seed if key in r["fields"][field]]
+        if not values:
+            return float("nan"), float("nan")
         return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
     keys = ["constant", "semf", "trees", "trees_on_semf_residual", "kbformer"]
     has_ws4 = all("ws4" in r["fields"][TARGET] for r in per_seed)
     eb = {k: stat(TARGET, k) for k in keys + (["ws4", "kbformer_on_ws4_nuclides"] if has_ws4 else [])}
+    with_kbformer = [r for r in per_seed if "kbformer_training" in r]
     best = eb["kbformer"][0]
     targets = {"kbformer_le_370_kev": "met" if best <= 370 else "missed",
                "kbformer_30pct_better_than_trees": "met" if best <= 0.7 * eb["trees"][0] else "missed",
                "kbformer_vs_trees_improvement": 1 - best / eb["trees"][0]}
+    if not np.isfinite(best):
+        targets = {"kbformer_le_370_kev": "not run", "kbformer_30pct_better_than_trees": "not run"}
     evaluator = per_seed[0]["fields"][TARGET]["trees_evaluator"]
     main_rows = [["constant (training mean)", *eb["constant"]],
                  ["SEMF, 5 coefficients (least squares)", *eb["semf"]],
                  [f"trees ({evaluator}), same fields", *eb["trees"]],
                  [f"trees ({evaluator}) on the SEMF residual", *eb["trees_on_semf_residual"]],
-                 ["KBFormer (K = 50, mixture mean)", *eb["kbformer"]]]
+                 *([["KBFormer (K = 50, mixture mean)", *eb["kbformer"]]] if np.isfinite(best) else [])]
     if has_ws4:
         main_rows.append(["WS4 mass model (theory table, not fitted here)", *eb["ws4"]])
     curve_rows = [[r["seed"], c["step"], c["seconds"], c["binding_rms_kev"]] for r in per_seed
@@ -342,12 +354,13 @@ def _write(args: argparse.Namespace, per_seed: list[dict], scale: dict, seconds:
                       r["kbformer_training"].get("final_lr", float("nan")),
                       "time" if r["kbformer_training"]["stopped_by_time"] else
                       ("early stop" if r["kbformer_training"]["stopped_early"] else "all steps")]
-                     for r in per_seed]
+                     for r in with_kbformer]
     field_rows = []
     for field in FIELDS:
         row = [field]
         for key in ("constant", "trees", "kbformer"):
-            row += [stat(field, key)[0]]
+            value = stat(field, key)[0]
+            row += [value if np.isfinite(value) else "not run"]
         field_rows.append(row)
     payload = {
         "experiment": "nuclear_kb", "seeds": [r["seed"] for r in per_seed],
@@ -362,9 +375,9 @@ def _write(args: argparse.Namespace, per_seed: list[dict], scale: dict, seconds:
             {"name": "fields", "caption": "held-out RMS per masked field (field units), mean over seeds",
              "columns": ["field", "constant", "trees", "KBFormer"], "rows": field_rows,
              "formats": {"constant": ".4g", "trees": ".4g", "KBFormer": ".4g"}},
-            {"name": "training", "caption": "KBFormer fits: steps run, kept step, wall time, final learning rate, what ended the fit",
+            *([] if not with_kbformer else [{"name": "training", "caption": "KBFormer fits: steps run, kept step, wall time, final learning rate, what ended the fit",
              "columns": ["seed", "steps run", "kept step", "seconds", "steps/s", "final lr", "ended by"],
-             "rows": training_rows, "formats": {"seconds": ".0f", "steps/s": ".1f", "final lr": ".2g"}},
+             "rows": training_rows, "formats": {"seconds": ".0f", "steps/s": ".1f", "final lr": ".2g"}}]),
         ],
     }
     if curve_rows:
