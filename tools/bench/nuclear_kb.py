@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new seed after this")
+    parser.add_argument("--fields", default=",".join(FIELDS),
+                        help="masked fields to score, comma-separated (binding energy first)")
     parser.add_argument("--no-kbformer", action="store_true",
                         help="baselines only (constant, SEMF, WS4, trees): the reference levels, cheaply")
     parser.add_argument("--curve-every", type=int, default=0,
@@ -242,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="auto", help="shared/data folder (for the WS4 table; auto: search)")
     parser.add_argument("--out", type=Path, required=True, help="folder for record.json (the payload)")
     args = parser.parse_args(argv)
+    fields = [f for f in args.fields.split(",") if f]
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown or TARGET not in fields:
+        parser.error(f"--fields must include {TARGET} and only names from {FIELDS}; got {args.fields!r}")
     for name in ("steps", "d_model", "batch_size", "eval_every", "tree_iterations", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -291,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             result.update({"kbformer_fit_seconds": kbf["fit_seconds"], "kbformer_training": kbf["history"],
                            "kbformer_steps_per_second": kbf["history"]["steps_run"] / max(kbf["fit_seconds"], 1e-9),
                            "kbformer_curve": kbf["curve"]})
-        for field in FIELDS:
+        for field in [f for f in FIELDS if f in fields]:
             rows = test[field].notna().to_numpy()
             truth = test.loc[rows, field].to_numpy(float)
             trees = run_trees(train, test, field, seed, args.trials, args.tree_iterations)
@@ -356,7 +362,7 @@ def _write(args: argparse.Namespace, per_seed: list[dict], scale: dict, seconds:
                       ("early stop" if r["kbformer_training"]["stopped_early"] else "all steps")]
                      for r in with_kbformer]
     field_rows = []
-    for field in FIELDS:
+    for field in [f for f in FIELDS if all(f in r["fields"] for r in per_seed)]:
         row = [field]
         for key in ("constant", "trees", "kbformer"):
             value = stat(field, key)[0]
