@@ -10,7 +10,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
-
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("entity-diffusion", "torch", "numpy", "pandas", "safetensors"):

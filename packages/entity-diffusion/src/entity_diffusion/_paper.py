@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
                     cell["generators"][gen] = {"status": f"{module} not installed"}
                     continue
             makers.append((gen, module))
-        for j, (gen, module) in enumerate(makers):
+        for j, (gen, _module) in enumerate(makers):
             now = time.perf_counter()
             if now > min(deadline, set_deadline):
                 cell["generators"][gen] = {"status": "not run (time budget)"}
