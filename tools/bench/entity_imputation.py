@@ -144,6 +144,11 @@ def make_mask(frame: pd.DataFrame, numeric: list[str], mechanism: str, rate: flo
     return pd.DataFrame(m, columns=frame.columns, index=frame.index)
 
 
+def dataset_root(data: Path, name: str) -> Path:
+    """TabDDPM sets live in ``data``; TabSyn's adult in ``data/../tabular_tabsyn``."""
+    return data.parent / "tabular_tabsyn" if name == "adult" else data
+
+
 def run_cell(ds: dict, name: str, mechanism: str, rate: float, seed: int, args, presets: list[str]) -> dict:
     from entity_diffusion import KBFormerImputer
     from entity_diffusion._bench import schema_overrides
@@ -166,7 +171,7 @@ def run_cell(ds: dict, name: str, mechanism: str, rate: float, seed: int, args, 
     for preset in presets:
         start = time.perf_counter()
         imputer = KBFormerImputer(preset=preset, random_state=seed, n_samples=args.point_draws,
-                                  schema_overrides=overrides)
+                                  schema_overrides=overrides, point=args.point)
         filled = imputer.fit_transform(gapped)
         seconds = time.perf_counter() - start
         entry = {**scores(train, mask, filled, numeric, categorical), "seconds": seconds,
@@ -281,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", default="quick", help="KBFormer presets, comma-separated (quick,default)")
     parser.add_argument("--default-conditions", default="MCAR:0.2",
                         help="conditions where the default preset also runs (it is slower)")
-    parser.add_argument("--point-draws", type=int, default=10, help="draws pooled into KBFormer's point imputation")
+    parser.add_argument("--point-draws", type=int, default=50, help="draws pooled into KBFormer's point imputation")
+    parser.add_argument("--point", default="marginal", choices=["marginal", "joint"],
+                        help="KBFormerImputer(point=...): draws given the observed cells only, or whole completions")
     parser.add_argument("--draws", type=int, default=99, help="draws per interval")
     parser.add_argument("--no-intervals", dest="intervals", action="store_false")
     parser.add_argument("--threads", type=int, default=1)
@@ -320,15 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not names:
         parser.error(f"conditions must be MCAR:rate or MAR:rate, got {args.conditions!r}")
     for name in names:
-        if not (args.data / name / "info.json").exists():
-            parser.error(f"{args.data / name}: not a TabDDPM-format folder")
+        if not (dataset_root(args.data, name) / name / "info.json").exists():
+            parser.error(f"{dataset_root(args.data, name) / name}: not a TabDDPM-format folder")
     presets = [p for p in args.presets.split(",") if p]
     default_conditions = {(c.split(":")[0], float(c.split(":")[1])) for c in args.default_conditions.split(",") if c}
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     start = time.perf_counter()
     for name in names:
-        ds = load_tabddpm(args.data, name)
+        ds = load_tabddpm(dataset_root(args.data, name), name)
         for seed in args.seeds:
             for mechanism, rate in conditions:
                 use = [p for p in presets if p == "quick" or (mechanism, rate) in default_conditions]

@@ -125,3 +125,19 @@ def test_import_is_light() -> None:
     code = "import sys, entity_diffusion; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_cli_quick_is_sized_by_early_stopping_not_a_fixed_step_count() -> None:
+    """Issue 17: `--quick` sized by the held-out ELBO, not by a fixed step count. 0.2.0's first
+    CLI quick settings stopped at 300 steps with evaluations every 100 and patience 5: early
+    stopping could never end such a fit. The CLI's --quick is now the imputer's quick preset."""
+    import argparse
+
+    from entity_diffusion._cli import _config
+    from entity_diffusion._imputer import preset_config
+
+    args = argparse.Namespace(config=None, quick=True, steps=None, d_model=None)
+    config = _config(args)
+    assert config.val_fraction > 0 and config.patience > 0
+    assert config.steps >= config.eval_every * (config.patience + 2), config
+    assert config == preset_config("quick")

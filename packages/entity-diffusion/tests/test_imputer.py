@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_score
@@ -117,3 +118,32 @@ def test_datetime_column_is_imputed_and_keeps_its_dtype() -> None:
     assert out["when"].dtype == gapped["when"].dtype and out["when"].notna().all()
     assert out["when"].between(pd.Timestamp("2019-06-01"), pd.Timestamp("2021-06-01")).all()
     pd.testing.assert_series_equal(out.loc[gapped["when"].notna(), "when"], gapped["when"].dropna())
+
+
+def test_marginal_point_draws_see_only_the_observed_cells() -> None:
+    """The point imputation's draws must each come from p(x_j | observed) (their mean is then the
+    squared-error optimum E[x_j | observed]); whole joint completions also condition later cells on
+    earlier draws. Every network call of a marginal imputation sees exactly the observed cells."""
+    gapped = _gapped(_frame()).reset_index(drop=True)
+    model = EntityDiffusion(TINY, random_state=0).fit(gapped)
+    observed = model.schema_.encode(gapped).present
+    seen: list[torch.Tensor] = []
+    forward = model.model_.forward
+
+    def spy(batch, visible):
+        seen.append(visible.clone())
+        return forward(batch, visible)
+
+    model.model_.forward = spy
+    out = model.impute(gapped, n_samples=7, seed=0, point="marginal")
+    assert len(seen) == 1 and seen[0].shape[0] == 7 * len(gapped)  # one call for all 7 draws
+    assert torch.equal(seen[0], observed.repeat_interleave(7, 0)) or torch.equal(seen[0], observed.repeat(7, 1))
+    assert not out.isna().any().any()
+    seen.clear()
+    model.impute(gapped, n_samples=7, seed=0, point="joint")
+    assert len(seen) == int((~observed).sum(1).max())  # one property revealed per call
+    with pytest.raises(ValueError, match="point must be"):
+        model.impute(gapped, point="median")
+    assert KBFormerImputer().get_params()["point"] == "marginal"
+    with pytest.raises(ValueError, match="point must be"):
+        KBFormerImputer(point="mode").fit(gapped)

@@ -50,3 +50,42 @@ def test_paper_tabular_smoke_writes_a_payload(tmp_path) -> None:
     cell = record["metrics"]["datasets"]["toy"]
     assert len(cell["generators"]["kbformer"]["scores"]) == 4  # 2 sets x 2 evaluator seeds
     assert {t["name"] for t in record["tables"]} == {"utility", "fidelity"}
+
+
+def test_every_dataset_gets_a_share_of_the_window(monkeypatch, tmp_path) -> None:
+    """The first GPU run gave each KBFormer fit its full --fit-seconds and ran out of its window
+    after the first sets (tabular-a stopped after california, tabular-b after house). Each dataset
+    must now get a fair share of what is left, the fit capped inside it."""
+    import argparse
+    import time
+
+    from entity_diffusion import _paper
+
+    toy = _rows(60, 0, 0)
+    monkeypatch.setattr(_paper, "find_data", lambda path: tmp_path)
+    monkeypatch.setattr(_paper, "load", lambda data, name: {"train": toy, "val": toy, "test": toy, "task": "regression"})
+    monkeypatch.setattr(_paper, "utility", lambda frames, ds, seeds, args, deadline=None: ([0.5], "fake"))
+    monkeypatch.setattr(_paper, "c2st_auc", lambda real, synth, seed: 0.5)
+    monkeypatch.setattr(_paper, "dcr", lambda *a: {"share_closer_than_holdout_median": 0.5, "exact_copies": 0.0})
+    monkeypatch.setattr(_paper, "quality", lambda *a: "not installed")
+    fits: list[float] = []
+
+    def fake_sets(ds, n_sets, seed, args, fit_seconds=None):
+        cap = args.fit_seconds if fit_seconds is None else fit_seconds
+        fits.append(cap)
+        time.sleep(cap)  # a time-capped fit uses its whole cap
+        return [ds["train"]] * n_sets, {}
+
+    monkeypatch.setattr(_paper, "kbformer_sets", fake_sets)
+    parser = argparse.ArgumentParser()
+    _paper.add_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(["--datasets", "a,b,c", "--generators", "kbformer", "--fit-seconds", "3",
+                              "--max-minutes", str(1.5 / 60), "--out", str(tmp_path / "out")])
+    assert _paper.run(args) == 0
+    record = json.loads((tmp_path / "out" / "record.json").read_text())
+    reached = [n for n, cell in record["metrics"]["datasets"].items() if "kbformer" in cell.get("generators", {})
+               and "scores" in cell["generators"]["kbformer"]]
+    assert reached == ["a", "b", "c"], (reached, fits)
+    assert max(fits) <= 0.5 * 1.5, fits

@@ -78,3 +78,18 @@ def test_explicit_validation_data_and_no_split_for_tiny_tables() -> None:
     model = EntityDiffusion(SMALL.updated(steps=20, eval_every=10), random_state=0).fit(
         frame, validation_data=_table(30, 4))
     assert model.history_.val_steps == [10, 20] and np.isfinite(model.history_.val_loss_live)
+
+
+def test_learning_rate_decays_to_zero_within_the_time_cap() -> None:
+    """A fit cut by ``max_seconds`` must still anneal: the GPU nuclear job capped 20,000 planned
+    steps at 55 s, stopped near step 250 and never decayed its learning rate (lr at 99 % of peak)."""
+    frame = _table(200, 0)
+    schema = Schema.infer(frame)
+    torch.manual_seed(0)
+    model = KBFormer(schema, SMALL.model)
+    config = KBFormerConfig(steps=1_000_000, batch_size=32, lr=3e-3, val_fraction=0.0, max_seconds=1.5).updated(
+        d_model=8, n_heads=2, n_layers=1, n_mixtures=2, n_frequencies=2)
+    model = KBFormer(schema, config.model)
+    history = train(model, schema.encode(frame), config, generator=torch.Generator().manual_seed(0))
+    assert history.stopped_by_time and history.steps_run < 1_000_000
+    assert history.final_lr <= 0.1 * config.lr, history.final_lr

@@ -228,13 +228,27 @@ class EntityDiffusion:
         return completions
 
     def impute(self, data: Any, *, n_samples: int = 10, leaps: int = 1, temperature: float = 1.0,
-               seed: int | None = None) -> pd.DataFrame:
+               seed: int | None = None, point: str = "joint") -> pd.DataFrame:
         """Fill missing cells: mean of ``n_samples`` conditional samples for numbers (rounded to
         the property's values when it is integer), their most frequent value for categories, the
         first sample for text. ``temperature=0`` gives one greedy completion (mixture means, most
-        probable categories)."""
+        probable categories).
+
+        ``point`` says which conditional the draws come from. ``"joint"``: whole completions,
+        the missing properties revealed one after another in random order (``leaps``), each
+        given the observed ones and those drawn before it. ``"marginal"``: each missing
+        property drawn from the model's conditional given the observed properties only (one
+        network call per draw, ``leaps`` ignored). The mean of marginal draws estimates
+        E[x_j | observed], the point that minimises squared error, and their mode the most
+        probable category; joint draws give the same expectation only through the sequential
+        draws' extra noise. Use "marginal" for point imputation scored by RMSE / accuracy and
+        "joint" (or `complete`) when the imputed cells must be jointly plausible."""
         schema, _ = self._check_fitted()
         _check_n_samples(n_samples)
+        if point not in ("joint", "marginal"):
+            raise ValueError(f"point must be 'joint' or 'marginal', got {point!r}")
+        if point == "marginal":
+            leaps = max(1, len(schema))
         if temperature == 0:
             n_samples = 1
         completions = self.complete(data, n_samples=n_samples, leaps=leaps, temperature=temperature, seed=seed)
@@ -471,12 +485,13 @@ class TrainingHistory:
     stopped_early: bool = False
     steps_run: int = 0
     stopped_by_time: bool = False
+    final_lr: float = math.nan  # learning rate of the last step (0 at a schedule's end)
     final_live_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the live weights are left out)."""
         return {"steps_run": self.steps_run, "best_step": self.best_step, "stopped_early": self.stopped_early,
-                "stopped_by_time": self.stopped_by_time,
+                "stopped_by_time": self.stopped_by_time, "final_lr": self.final_lr,
                 "val_steps": self.val_steps, "val_loss": self.val_loss, "val_loss_live": self.val_loss_live,
                 "train_loss_tail": float(np.mean(self.train_loss[-50:])) if self.train_loss else math.nan}
 
@@ -533,7 +548,17 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
         validation = None
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / max(1, config.steps))
+    started = time.perf_counter()
+
+    def lr_factor(s: int) -> float:
+        # linear decay to 0 over the run: over ``steps``, or over ``max_seconds`` when that ends it
+        # first (a time-capped fit must anneal too; 0.2.0's first GPU nuclear job did not)
+        progress = s / max(1, config.steps)
+        if config.max_seconds is not None and config.max_seconds > 0:
+            progress = max(progress, (time.perf_counter() - started) / config.max_seconds)
+        return max(0.0, 1.0 - progress)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     ema = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
     live = [v for k, v in model.state_dict().items() if k in ema]
     shadow = list(ema.values())
@@ -545,7 +570,6 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
     since_best = 0
     order = torch.randperm(n, generator=generator, device=generator.device)
     cursor = 0
-    started = time.perf_counter()
     bar = tqdm(range(config.steps), disable=True if quiet else None, desc="fit", leave=False)
     piped = not quiet and bar.disable  # no terminal: one line per evaluation instead of a bar
 
@@ -602,6 +626,7 @@ def train(model: KBFormer, data: Encoded, config: KBFormerConfig, *, generator: 
             history.stopped_by_time = True
             break
     bar.close()
+    history.final_lr = float(optimizer.param_groups[0]["lr"])
     if validation is not None and not history.stopped_early:
         evaluate(history.steps_run)
     history.final_live_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in ema}

@@ -63,12 +63,14 @@ def load(data: Path, name: str) -> dict[str, Any]:
     return load_tabddpm(root, name)
 
 
-def kbformer_sets(ds: dict, n_sets: int, seed: int, args: argparse.Namespace) -> tuple[list[pd.DataFrame], dict]:
+def kbformer_sets(ds: dict, n_sets: int, seed: int, args: argparse.Namespace,
+                  fit_seconds: float | None = None) -> tuple[list[pd.DataFrame], dict]:
     from entity_diffusion._api import EntityDiffusion, KBFormerConfig
 
     train, task = ds["train"], ds["task"]
     config = KBFormerConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
-                            patience=args.patience, max_seconds=args.fit_seconds).updated(
+                            patience=args.patience,
+                            max_seconds=fit_seconds if fit_seconds is not None else args.fit_seconds).updated(
         d_model=args.d_model, n_layers=args.layers, n_mixtures=32)
     model = EntityDiffusion(config, schema_overrides=schema_overrides(train, task), device=args.device,
                             random_state=seed)
@@ -194,8 +196,11 @@ def quality(train: pd.DataFrame, synth: pd.DataFrame, task: str) -> dict[str, fl
     return {row["Property"]: float(row["Score"]) for _, row in props.iterrows()} | {"overall": float(report.get_score())}
 
 
-def utility(frames: list[pd.DataFrame], ds: dict, seeds: int, args: argparse.Namespace) -> tuple[list[float], str]:
-    """Evaluator on each set x seed, early-stopped on the real validation split, scored on test."""
+def utility(frames: list[pd.DataFrame], ds: dict, seeds: int, args: argparse.Namespace,
+            deadline: float | None = None) -> tuple[list[float], str]:
+    """Evaluator on each set x seed, early-stopped on the real validation split, scored on test.
+    Past ``deadline`` (a ``time.perf_counter()`` value) no further fit starts, once one has run:
+    the number of scores says how many (set, seed) fits were evaluated."""
     from sklearn.metrics import f1_score, r2_score
 
     task = ds["task"]
@@ -221,6 +226,8 @@ def utility(frames: list[pd.DataFrame], ds: dict, seeds: int, args: argparse.Nam
     for frame in frames:
         x, y = prep(frame)
         for seed in range(seeds):
+            if deadline is not None and scores and time.perf_counter() > deadline:
+                return scores, evaluator
             if classification and len(set(y)) < 2:
                 scores.append(0.0)
                 continue
@@ -267,11 +274,17 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.perf_counter() + args.max_minutes * 60
     cells: dict[str, dict[str, Any]] = {}
     cuda = args.device.startswith("cuda") and torch.cuda.is_available()
-    for name in args.datasets.split(","):
-        if time.perf_counter() > deadline:
+    names = [n for n in args.datasets.split(",") if n]
+    for i, name in enumerate(names):
+        now = time.perf_counter()
+        if now > deadline:
             cells[name] = {"status": "not run (time budget)"}
             _write(args, cells)
             continue
+        # every dataset gets a fair share of what is left, so the window reaches all of them;
+        # a dataset that finishes early leaves its rest to the ones after it
+        share = (deadline - now) / (len(names) - i)
+        set_deadline = now + share
         ds = load(data, name)
         if args.max_train and len(ds["train"]) > args.max_train:
             ds["train"] = ds["train"].sample(n=args.max_train, random_state=0).reset_index(drop=True)
@@ -279,18 +292,16 @@ def run(args: argparse.Namespace) -> int:
             ds["test"] = ds["test"].sample(n=args.max_eval, random_state=0).reset_index(drop=True)
             ds["val"] = ds["val"].sample(n=min(len(ds["val"]), args.max_eval), random_state=0).reset_index(drop=True)
         cell: dict[str, Any] = {"task": ds["task"], "train_rows": len(ds["train"]), "test_rows": len(ds["test"]),
-                                "generators": {}}
+                                "budget_seconds": share, "generators": {}}
         cells[name] = cell
-        real, evaluator = utility([ds["train"]], ds, args.eval_seeds, args)
+        # real data: at most a sixth of the share; each generator then gets an equal part of the rest
+        real, evaluator = utility([ds["train"]], ds, args.eval_seeds, args, deadline=now + share / 6)
         cell["evaluator"] = evaluator
         cell["generators"]["real"] = {"scores": real}
         _write(args, cells)
-        makers = [("kbformer", None), ("smote", "imblearn"), ("ctgan", "ctgan"), ("tvae", "ctgan")]
-        for gen, module in makers:
+        makers = []
+        for gen, module in [("kbformer", None), ("smote", "imblearn"), ("ctgan", "ctgan"), ("tvae", "ctgan")]:
             if gen not in args.generators.split(","):
-                continue
-            if time.perf_counter() > deadline:
-                cell["generators"][gen] = {"status": "not run (time budget)"}
                 continue
             if module is not None:
                 try:
@@ -298,16 +309,25 @@ def run(args: argparse.Namespace) -> int:
                 except ImportError:
                     cell["generators"][gen] = {"status": f"{module} not installed"}
                     continue
+            makers.append((gen, module))
+        for j, (gen, _module) in enumerate(makers):
+            now = time.perf_counter()
+            if now > min(deadline, set_deadline):
+                cell["generators"][gen] = {"status": "not run (time budget)"}
+                continue
+            gen_deadline = now + (set_deadline - now) / (len(makers) - j)
             start = time.perf_counter()
             meta: dict[str, Any] = {}
             if gen == "kbformer":
-                sets, meta = kbformer_sets(ds, args.sets, args.seed, args)
+                # the fit gets at most half of the generator's part (and --fit-seconds)
+                fit_cap = min(args.fit_seconds, max(0.1, 0.5 * (gen_deadline - now)))
+                sets, meta = kbformer_sets(ds, args.sets, args.seed, args, fit_seconds=fit_cap)
             elif gen == "smote":
                 sets = smote_sets(ds["train"], ds["task"], args.sets, args.seed)
             else:
                 sets = gan_sets(ds["train"], ds["task"], args.sets, args.seed, args.gan_epochs, gen, cuda)
             gen_s = time.perf_counter() - start
-            scores, _ = utility(sets, ds, args.eval_seeds, args)
+            scores, _ = utility(sets, ds, args.eval_seeds, args, deadline=gen_deadline)
             first = sets[0]
             entry = {"scores": scores, "generate_seconds": gen_s, **meta,
                      "c2st_auc": c2st_auc(ds["test"], first, args.seed),
@@ -331,7 +351,10 @@ def _write(args: argparse.Namespace, cells: dict[str, dict[str, Any]]) -> None:
                 return "–"
             if "scores" not in e:
                 return e.get("status", "–")
-            return f"{np.mean(e['scores']):.3f} ± {np.std(e['scores']):.3f}"
+            planned = args.eval_seeds * (1 if g == "real" else args.sets)
+            done = len(e["scores"])
+            cut = f" ({done} of {planned} fits: time)" if done < planned else ""
+            return f"{np.mean(e['scores']):.3f} ± {np.std(e['scores']):.3f}{cut}"
 
         paper = PAPER.get(name)
         metric = "R2" if cell.get("task") == "regression" else "macro-F1"

@@ -60,7 +60,7 @@ def reproduce(out_dir: Path, *, quick: bool, seed: int, device: str, quiet: bool
     numeric = list(train.columns)
     gapped = mcar(test, 0.3, np.random.default_rng(seed))
     imputers = {
-        "KBFormer (mean of 10 samples)": model.impute(gapped, n_samples=10, seed=seed),
+        "KBFormer (mean of 50 marginal draws)": model.impute(gapped, n_samples=50, seed=seed, point="marginal"),
         "column mean": baseline_impute(train, gapped, numeric, [], "mean"),
         "KNN (k = 5)": baseline_impute(train, gapped, numeric, [], "knn"),
     }
