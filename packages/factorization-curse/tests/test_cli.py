@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -90,6 +91,30 @@ def test_resume_skips_a_finished_run_and_refuses_another_config(tmp_path, capsys
     capsys.readouterr()
     assert main([*args, "--set", "lr=0.002", "--resume"]) == 2
     assert "belongs to another run configuration" in capsys.readouterr().err
+
+
+def test_resume_accepts_state_saved_before_a_defaulted_field_existed(tmp_path, capsys):
+    """A finished run or a train state written by an older version (its config lacks a field
+    added later with a default that keeps the old behaviour) is still the same run; a
+    non-default value of the new field is a different one."""
+    out = tmp_path / "run"
+    args = ["run", "--task", "retrieval", "--objective", "mlm-u", "--out", str(out), *TINY]
+    assert main(args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    old = {k: v for k, v in cfg.items() if k not in ("test_max_queries", "eval_seconds")}
+    (out / "config.json").write_text(json.dumps(old))
+    assert main([*args, "--resume"]) == 0  # finished under the old schema: not rerun
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    (out / "train_state").mkdir()
+    (out / "train_state" / "run_config.json").write_text(json.dumps(old))
+    (out / "config.json").unlink()  # unfinished: resume must accept the old state's owner file
+    from factorization_curse._experiment import RunConfig, _claim_state_dir
+
+    mine = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    _claim_state_dir(out / "train_state", mine, resume=True)  # no error
+    with pytest.raises(ValueError, match="test_max_queries"):
+        _claim_state_dir(out / "train_state", replace(mine, test_max_queries=5), resume=True)
 
 
 # --- 0.2 defects: explicit flags win, defaults never override a config ------------------------

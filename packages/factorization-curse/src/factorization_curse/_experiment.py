@@ -32,6 +32,7 @@ from factorization_curse._train import (
     TrainConfig,
     atomic_write,
     config_diff,
+    dataclass_defaults,
     dist_info,
     maybe_init_distributed,
     resolve_device,
@@ -244,7 +245,8 @@ def _config_json(cfg: RunConfig) -> dict:
 def _finished(out: Path, cfg: RunConfig) -> dict | None:
     """The stored metrics of a finished run of exactly `cfg` in `out`, else None."""
     try:
-        same = json.loads((out / "config.json").read_text()) == _config_json(cfg)
+        saved, mine = json.loads((out / "config.json").read_text()), _config_json(cfg)
+        same = set(saved) <= set(mine) and not config_diff(saved, mine, defaults=dataclass_defaults(RunConfig))
         return json.loads((out / "metrics.json").read_text()) if same else None
     except (OSError, json.JSONDecodeError):
         return None
@@ -256,8 +258,9 @@ def _claim_state_dir(state_dir: Path, cfg: RunConfig, resume: bool) -> None:
     owner = state_dir / "run_config.json"
     if resume and owner.exists():
         saved = json.loads(owner.read_text())
-        if saved != mine:
-            diff = config_diff(saved, mine)
+        diff = config_diff(saved, mine, defaults=dataclass_defaults(RunConfig))
+        if diff or not set(saved) <= set(mine):
+            diff = diff or {k: (saved[k], None) for k in set(saved) - set(mine)}
             raise ValueError(f"cannot resume from {state_dir}: it belongs to another run configuration "
                              f"(field: (saved, now)) {diff}")
         return

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -286,9 +286,37 @@ def _atomic_save(obj: object, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def config_diff(saved: dict, now: dict, ignore: tuple[str, ...] = ()) -> dict:
-    """{field: (saved value, current value)} for every field that differs."""
-    return {k: (saved.get(k), v) for k, v in now.items() if k not in ignore and saved.get(k) != v}
+_ABSENT = object()
+
+
+def config_diff(saved: dict, now: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None) -> dict:
+    """{field: (saved value, current value)} for every field that differs.
+
+    A field the saved config lacks (it was added in a later version) counts as its default in
+    `defaults`: state saved before the field existed ran with the default's behaviour, so it
+    resumes; a non-default value, or a field without a default, is a difference.
+    """
+    defaults = defaults or {}
+    diff = {}
+    for k, v in now.items():
+        if k in ignore:
+            continue
+        old = saved.get(k, defaults.get(k, _ABSENT))
+        if old != v:
+            diff[k] = (saved.get(k), v)
+    return diff
+
+
+def dataclass_defaults(cls) -> dict:
+    """{field: default} for the fields of dataclass `cls` that have a plain default (JSON form)."""
+    out = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            try:
+                out[f.name] = json.loads(json.dumps(f.default))
+            except TypeError:  # not JSON-representable: no default to fall back on
+                pass
+    return out
 
 
 def _save_state(directory: Path, state: dict, rank: int) -> None:
@@ -303,7 +331,7 @@ def _save_state(directory: Path, state: dict, rank: int) -> None:
 def _load_state(directory: Path, cfg: TrainConfig, rank: int, world: int) -> dict:
     st = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
     saved, now = st["config"], asdict(cfg)
-    diff = config_diff(saved, now, ignore=("eval_every",))
+    diff = config_diff(saved, now, ignore=("eval_every",), defaults=dataclass_defaults(TrainConfig))
     if diff:
         raise ValueError(
             f"cannot resume from {directory}: the training config differs from the saved one "
