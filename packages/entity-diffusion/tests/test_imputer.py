@@ -147,3 +147,21 @@ def test_marginal_point_draws_see_only_the_observed_cells() -> None:
     assert KBFormerImputer().get_params()["point"] == "marginal"
     with pytest.raises(ValueError, match="point must be"):
         KBFormerImputer(point="mode").fit(gapped)
+
+
+def test_fit_transform_accepts_a_category_only_the_validation_split_holds() -> None:
+    """With the internal validation split on, a rare category can land only in the held-out
+    entities; `fit_transform` of the same table must still work (0.2's first imputer raised
+    UnseenCategoryError on buddy's 'Lilac Point'), and the category stays a known one."""
+    frame = _frame(n=80)
+    cfg = KBFormerConfig(steps=10, batch_size=32, val_fraction=0.25, min_val_rows=4, eval_every=5).updated(
+        d_model=8, n_heads=2, n_layers=1, n_mixtures=2, n_frequencies=2)
+    order = np.random.default_rng(0).permutation(len(frame))  # EntityDiffusion's split, random_state 0
+    rare_row = frame.index[order[0]]  # the first held-out entity
+    frame.loc[rare_row, "kind"] = "rare"
+    gapped = _gapped(frame)
+    gapped.loc[rare_row, "kind"] = "rare"  # observed, so transform must encode it
+    imputer = KBFormerImputer(config=cfg, random_state=0)
+    out = imputer.fit_transform(gapped)
+    assert out.loc[rare_row, "kind"] == "rare"
+    assert imputer.model_.n_validation_rows_ == 20

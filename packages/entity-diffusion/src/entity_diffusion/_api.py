@@ -146,6 +146,11 @@ class EntityDiffusion:
         (``config.patience``). ``history_`` records both curves."""
         cfg = self.config
         frame = as_frame(data)
+        # The schema covers every entity given to fit (categories, text vocabulary, numeric
+        # transform), including those the internal split holds out for validation: a category
+        # seen only in the held-out part is still a category of the user's data, and
+        # `transform` of the same table must not reject it.
+        schema_frame = frame
         held_out = None
         if validation_data is not None:
             held_out = as_frame(validation_data)
@@ -155,7 +160,7 @@ class EntityDiffusion:
             held_out = frame.iloc[order[:n_val]].reset_index(drop=True)
             frame = frame.iloc[order[n_val:]].reset_index(drop=True)
         torch.manual_seed(self.random_state)  # parameter initialisation
-        self.schema_ = Schema.infer(frame, overrides=self.schema_overrides, max_categories=cfg.max_categories,
+        self.schema_ = Schema.infer(schema_frame, overrides=self.schema_overrides, max_categories=cfg.max_categories,
                                     max_text_len=cfg.max_text_len, numeric_transform=cfg.numeric_transform)
         encoded = self.schema_.encode(frame).to(self._device)
         validation = None
