@@ -23,20 +23,25 @@ LAYOUTS = (
 )
 
 
-def load_authors_h5(path: Path | str) -> dict[str, Any]:
-    """Axes and first-crossing steps (-1 = not reached) of one of the authors' files, validated."""
+def open_h5(path: Path | str) -> Any:
+    """An HDF5 file opened for reading (an `h5py.File`); a clear error if it is absent or not HDF5."""
     try:
         import h5py
     except ImportError as err:  # h5py is a dependency; this is for a broken environment
-        raise ImportError("compare-authors needs h5py (pip install h5py)") from err
+        raise ImportError("reading the authors' files needs h5py (pip install h5py)") from err
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as err:
         raise ValueError(f"{path} is not an HDF5 file ({err})") from None
-    with f:
+
+
+def load_authors_h5(path: Path | str) -> dict[str, Any]:
+    """Axes and first-crossing steps (-1 = not reached) of one of the authors' files, validated."""
+    path = Path(path)
+    with open_h5(path) as f:
         names = set(f.keys())
         layout = next((lay for lay in LAYOUTS if {lay[0], lay[2], "train_steps", "test_steps"} <= names), None)
         if layout is None:

@@ -321,18 +321,11 @@ def load_perm_h5(path: Any) -> dict[str, Any]:
     """``data_perm_r.h5``: decoder lr (16) x decoder wd (11) first-crossing steps (-1 = not within 10^5)."""
     from pathlib import Path
 
-    import h5py
-
+    from grokking_theory._authors import open_h5
     from grokking_theory._phases import AUTHORS_BUDGET, from_budget_encoding
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path} is not an HDF5 file ({err})") from None
-    with f:
+    with open_h5(path) as f:
         need = {"learning_rate", "weight_decay", "train_steps", "test_steps"}
         if not need <= set(f.keys()):
             raise ValueError(f"{path}: expected datasets {sorted(need)} (data_perm_r.h5), found {sorted(f.keys())}")
