@@ -23,11 +23,10 @@ from emd_lipschitz._optim import intra_op_threads
 from emd_lipschitz._validate import (
     as_points,
     as_weights,
-    balance_tolerance,
+    check_balance,
     check_radius,
     check_same_dim,
     check_seed,
-    input_dtype,
 )
 
 REFINE_MODES = ("semidual", "ctransform", "none")
@@ -106,14 +105,7 @@ def _prepare(x: object, a: object, y: object, b: object, R: object, *, balance_r
     bt = as_weights(b, yt.shape[0], "b")
     radius = check_radius(R)
     ta, tb = float(at.detach().double().sum()), float(bt.detach().double().sum())
-    if balance_rtol is None:
-        balance_rtol = balance_tolerance(input_dtype(a), input_dtype(b), n=max(xt.shape[0], yt.shape[0]))
-    balanced = abs(ta - tb) <= balance_rtol * max(ta, tb)
-    if not balanced and radius is None:
-        raise ValueError(
-            f"the totals differ (sum a = {ta:.6g}, sum b = {tb:.6g}): the EMD with unequal energies needs the radius R "
-            "(cost ||x - y|| / R plus |sum a - sum b|); pass R=..., or normalize the weights for W1"
-        )
+    balanced = check_balance(ta, tb, a, b, n=max(xt.shape[0], yt.shape[0]), radius=radius, rtol=balance_rtol)
     return xt, at, yt, bt, radius, balanced
 
 

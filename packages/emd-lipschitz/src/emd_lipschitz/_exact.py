@@ -34,11 +34,10 @@ from emd_lipschitz._ground import distances, frame, pair_distances
 from emd_lipschitz._validate import (
     as_points,
     as_weights,
-    balance_tolerance,
+    check_balance,
     check_radius,
     check_same_dim,
     check_seed,
-    input_dtype,
 )
 
 METHODS = ("auto", "exact", "sinkhorn", "neural")
@@ -149,14 +148,7 @@ def prepare(x: object, a: object, y: object, b: object, *, R: object, beta: obje
     a64 = at.detach().double().cpu().numpy()
     b64 = bt.detach().double().cpu().numpy()
     ta, tb = float(a64.sum()), float(b64.sum())
-    tol = balance_tolerance(input_dtype(a), input_dtype(b), n=max(len(a64), len(b64)))
-    balanced = abs(ta - tb) <= tol * max(ta, tb)
-    if not balanced and radius is None and need_R_for_unequal:
-        raise ValueError(
-            f"the totals differ (sum a = {ta!r}, sum b = {tb!r}, relative difference {abs(ta - tb) / max(ta, tb):.3g} above the "
-            f"{tol:.2g} their dtype allows): the EMD with unequal energies needs the radius R (cost ||x - y|| / R plus "
-            "|sum a - sum b|); pass R=..., or normalize the weights"
-        )
+    balanced = check_balance(ta, tb, a, b, n=max(len(a64), len(b64)), radius=radius, need_R=need_R_for_unequal)
     centre, scale = frame(x64, y64, periodic)
     return _Problem(x64, a64, y64, b64, xt, at, yt, bt, radius, float(beta), balanced, centre, scale, tuple(periodic))
 

@@ -107,6 +107,22 @@ def balance_tolerance(*dtypes: object, n: int) -> float:
     return 4.0 * max(n, 1) * eps
 
 
+def check_balance(ta: float, tb: float, a: object, b: object, *, n: int, radius: float | None,
+                  rtol: float | None = None, need_R: bool = True) -> bool:
+    """Whether the totals ``ta`` and ``tb`` of the user's weights ``a`` and ``b`` are equal within
+    the tolerance their dtypes allow (``rtol`` overrides it); unequal totals without a radius
+    raise a ValueError that says why, unless ``need_R`` is False."""
+    tol = balance_tolerance(input_dtype(a), input_dtype(b), n=n) if rtol is None else rtol
+    balanced = abs(ta - tb) <= tol * max(ta, tb)
+    if not balanced and radius is None and need_R:
+        raise ValueError(
+            f"the totals differ (sum a = {ta!r}, sum b = {tb!r}, relative difference {abs(ta - tb) / max(ta, tb):.3g} above the "
+            f"{tol:.2g} their dtype allows): the EMD with unequal energies needs the radius R (cost ||x - y|| / R plus "
+            "|sum a - sum b|); pass R=..., or normalize the weights"
+        )
+    return balanced
+
+
 def _eps(dtype: object) -> float:
     if isinstance(dtype, torch.dtype):
         return float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(np.float64).eps)
