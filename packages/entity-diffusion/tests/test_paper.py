@@ -89,3 +89,59 @@ def test_every_dataset_gets_a_share_of_the_window(monkeypatch, tmp_path) -> None
                and "scores" in cell["generators"]["kbformer"]]
     assert reached == ["a", "b", "c"], (reached, fits)
     assert max(fits) <= 0.5 * 1.5, fits
+
+
+def test_utility_scores_a_synthetic_set_that_lost_a_class() -> None:
+    """A collapsed generator (TVAE on buddy, CPU run of 2026-12-04) produced no row of one class;
+    CatBoost then refused the real validation split (a label absent from the learn set) and the
+    whole run died. The set must be scored, the missing class counting against it."""
+    import argparse
+
+    pytest.importorskip("catboost")
+    from entity_diffusion._paper import utility
+
+    rng = np.random.default_rng(0)
+
+    def frame(n: int, labels: list[int]) -> pd.DataFrame:
+        y = rng.choice(labels, n)
+        return pd.DataFrame({"num_0": y + rng.normal(0, 0.3, n), "num_1": rng.normal(size=n), "y": y})
+
+    ds = {"task": "multiclass", "train": frame(300, [0, 1, 2]), "val": frame(150, [0, 1, 2]),
+          "test": frame(150, [0, 1, 2])}
+    args = argparse.Namespace(eval_iterations=60, eval_threads=1)
+    full, _ = utility([ds["train"]], ds, 1, args)
+    collapsed, _ = utility([frame(300, [0, 1])], ds, 1, args)
+    assert len(collapsed) == 1 and full[0] > 0.9
+    assert collapsed[0] < full[0] - 0.2, (full, collapsed)  # class 2 is never predicted
+
+
+def test_a_failing_generator_is_recorded_and_the_others_still_run(monkeypatch, tmp_path) -> None:
+    import argparse
+
+    from entity_diffusion import _paper
+
+    toy = _rows(60, 0, 0)
+    monkeypatch.setattr(_paper, "find_data", lambda path: tmp_path)
+    monkeypatch.setattr(_paper, "load", lambda data, name: {"train": toy, "val": toy, "test": toy, "task": "regression"})
+    monkeypatch.setattr(_paper, "utility", lambda frames, ds, seeds, args, deadline=None: ([0.5], "fake"))
+    monkeypatch.setattr(_paper, "c2st_auc", lambda real, synth, seed: 0.5)
+    monkeypatch.setattr(_paper, "dcr", lambda *a: {"share_closer_than_holdout_median": 0.5, "exact_copies": 0.0})
+    monkeypatch.setattr(_paper, "quality", lambda *a: "not installed")
+
+    def broken(*a, **k):
+        raise RuntimeError("generator collapsed\nsecond line")
+
+    monkeypatch.setattr(_paper, "kbformer_sets", broken)
+    monkeypatch.setattr(_paper, "smote_sets", lambda train, task, n, seed: [train] * n)
+    parser = argparse.ArgumentParser()
+    _paper.add_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(["--datasets", "a,b", "--generators", "kbformer,smote", "--out", str(tmp_path / "out")])
+    assert _paper.run(args) == 0
+    record = json.loads((tmp_path / "out" / "record.json").read_text())
+    for name in ("a", "b"):
+        gens = record["metrics"]["datasets"][name]["generators"]
+        assert gens["kbformer"]["status"] == "failed: RuntimeError: generator collapsed"
+        assert gens["smote"]["scores"] == [0.5]
+    assert "failed: RuntimeError" in record["tables"][0]["rows"][0][3]

@@ -236,7 +236,11 @@ def utility(frames: list[pd.DataFrame], ds: dict, seeds: int, args: argparse.Nam
                 model = kind(iterations=args.eval_iterations, learning_rate=0.05, depth=6, random_seed=seed,
                              od_type="Iter", od_wait=50, verbose=False, thread_count=args.eval_threads,
                              cat_features=cats, allow_writing_files=False)
-                model.fit(x, y, eval_set=(x_val, y_val), use_best_model=True)
+                # a synthetic set can lack a class the real splits hold (a collapsed generator):
+                # early stopping then watches only the validation rows of classes it has, and the
+                # test score still counts the missing class against it
+                keep = np.isin(y_val, np.unique(y)) if classification else np.ones(len(y_val), bool)
+                model.fit(x, y, eval_set=(x_val[keep], y_val[keep]), use_best_model=True)
                 pred = np.asarray(model.predict(x_test)).reshape(-1)
             else:
                 from sklearn.ensemble import (
@@ -317,23 +321,29 @@ def run(args: argparse.Namespace) -> int:
                 continue
             gen_deadline = now + (set_deadline - now) / (len(makers) - j)
             start = time.perf_counter()
-            meta: dict[str, Any] = {}
-            if gen == "kbformer":
-                # the fit gets at most half of the generator's part (and --fit-seconds)
-                fit_cap = min(args.fit_seconds, max(0.1, 0.5 * (gen_deadline - now)))
-                sets, meta = kbformer_sets(ds, args.sets, args.seed, args, fit_seconds=fit_cap)
-            elif gen == "smote":
-                sets = smote_sets(ds["train"], ds["task"], args.sets, args.seed)
-            else:
-                sets = gan_sets(ds["train"], ds["task"], args.sets, args.seed, args.gan_epochs, gen, cuda)
-            gen_s = time.perf_counter() - start
-            scores, _ = utility(sets, ds, args.eval_seeds, args, deadline=gen_deadline)
-            first = sets[0]
-            entry = {"scores": scores, "generate_seconds": gen_s, **meta,
-                     "c2st_auc": c2st_auc(ds["test"], first, args.seed),
-                     **dcr(ds["train"], ds["test"], first, args.seed),
-                     "quality": quality(ds["train"], first, ds["task"])}
-            cell["generators"][gen] = entry
+            try:
+                meta: dict[str, Any] = {}
+                if gen == "kbformer":
+                    # the fit gets at most half of the generator's part (and --fit-seconds)
+                    fit_cap = min(args.fit_seconds, max(0.1, 0.5 * (gen_deadline - now)))
+                    sets, meta = kbformer_sets(ds, args.sets, args.seed, args, fit_seconds=fit_cap)
+                elif gen == "smote":
+                    sets = smote_sets(ds["train"], ds["task"], args.sets, args.seed)
+                else:
+                    sets = gan_sets(ds["train"], ds["task"], args.sets, args.seed, args.gan_epochs, gen, cuda)
+                gen_s = time.perf_counter() - start
+                scores, _ = utility(sets, ds, args.eval_seeds, args, deadline=gen_deadline)
+                first = sets[0]
+                entry = {"scores": scores, "generate_seconds": gen_s, **meta,
+                         "c2st_auc": c2st_auc(ds["test"], first, args.seed),
+                         **dcr(ds["train"], ds["test"], first, args.seed),
+                         "quality": quality(ds["train"], first, ds["task"])}
+                cell["generators"][gen] = entry
+            except Exception as exc:  # one generator's failure is recorded; the others still run
+                cell["generators"][gen] = {"status": f"failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"}
+                _log(f"{name}: {gen} failed: {type(exc).__name__}: {exc}")
+                _write(args, cells)
+                continue
             _log(f"{name}: {gen} {np.mean(scores):.3f} ± {np.std(scores):.3f} (C2ST AUC {entry['c2st_auc']:.3f})")
             _write(args, cells)
     _write(args, cells)
