@@ -133,6 +133,11 @@ def test_a_failing_generator_is_recorded_and_the_others_still_run(monkeypatch, t
 
     monkeypatch.setattr(_paper, "kbformer_sets", broken)
     monkeypatch.setattr(_paper, "smote_sets", lambda train, task, n, seed: [train] * n)
+    # the run checks that SMOTE's library imports; a package installed alone may lack it
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "imblearn", sys.modules.get("imblearn") or types.ModuleType("imblearn"))
     parser = argparse.ArgumentParser()
     _paper.add_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
