@@ -84,3 +84,17 @@ def test_deadline_shrinks_training_to_leave_the_evaluation_budget(tmp_path):
     m = run_experiment(cfg, tmp_path / "run", device="cpu", quiet=True, deadline=time.time() + 18.5)
     assert m["steps_budgeted"] is not None and m["steps_done"] == m["steps_budgeted"] < 100000
     assert time.time() - t0 < 18.5
+
+
+def test_the_grid_record_keeps_each_cells_validation_curve(tmp_path):
+    """Prose that reads a learning curve (a peak, then a fall) must cite the record, so the grid's
+    payload carries every finished cell's validation history, the same list run_experiment kept."""
+    from factorization_curse._table import run_table
+
+    rows = run_table(tmp_path, tasks=("retrieval",), quick=True, device="cpu", quiet=True, plot=False,
+                     cells=("ar",), overrides={**{k: v for k, v in TINY.items() if k != "task"},
+                                               "steps": 4, "eval_every": 2})
+    record = json.loads((tmp_path / "record.json").read_text())
+    curve = record["metrics"]["retrieval/ar"]["validation_curve"]
+    saved = json.loads((tmp_path / "retrieval" / "ar" / "metrics.json").read_text())["history"]
+    assert [h["step"] for h in curve] == [2, 4] and curve == saved and len(rows) == 1

@@ -330,7 +330,8 @@ def _write_payload(out: Path, task: str, rows: list[dict], configs: list[dict], 
         "experiment": f"run-{task}",
         "seeds": sorted({c["seed"] for c in configs}),
         "config": configs[0] if len(configs) == 1 else {"runs": configs},
-        "metrics": {m["objective"]: {k: m.get(k) for k in SUMMARY_KEYS} for m in rows},
+        "metrics": {m["objective"]: {**{k: m.get(k) for k in SUMMARY_KEYS}, "validation_curve": m.get("history")}
+                    for m in rows},
         "tables": [{
             "name": "main",
             "caption": f"{rows[0]['task_description']}; held-out exact match (test scored once; "

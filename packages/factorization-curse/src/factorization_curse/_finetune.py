@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from factorization_curse._train import check_schedule
+
 FINETUNE_OBJECTIVES = ("ar", "mlm-u")
 MODEL_KINDS = ("auto", "causal", "masked")
 
@@ -68,13 +70,7 @@ class FinetuneConfig:
             raise ValueError(f"unknown fine-tuning objective {self.objective!r}; valid: {', '.join(FINETUNE_OBJECTIVES)}")
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; valid: {', '.join(MODEL_KINDS)}")
-        for name in ("steps", "batch_size", "lora_rank"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        check_schedule(self, ("steps", "batch_size", "lora_rank"))
 
 
 def check_model_dir(path: str | Path) -> Path:

@@ -267,7 +267,9 @@ def table_payload(rows: list[dict], cells: list, quick: bool, seed: int, experim
         "experiment": experiment,
         "seeds": [seed],
         "config": {"quick": quick, "cells": {f"{t}/{c}": asdict(cfg) for t, c, cfg in cells}},
-        "metrics": {f"{r['variant']}/{r['cell']}": {k: r.get(k) for k in COLUMNS} for r in rows},
+        # each cell's validation curve rides along, so prose about a curve cites the record
+        "metrics": {f"{r['variant']}/{r['cell']}": {**{k: r.get(k) for k in COLUMNS},
+                                                     "validation_curve": r.get("history")} for r in rows},
         "tables": [{
             "name": "main",
             "caption": "held-out exact match, greedy left-to-right decoding; test scored once, "
@@ -377,7 +379,7 @@ def run_table(
             if (t, c) in results:
                 m = results[(t, c)]
                 rows.append(_row(m, t) | {"cell": c} | {k: m.get(k) for k in (
-                    "steps_done", "steps_budgeted", "test_evaluated", "n_test_total")})
+                    "steps_done", "steps_budgeted", "test_evaluated", "n_test_total", "history")})
             elif progress_rows:
                 r = _progress_row(out / t / c, t, c)
                 if r is not None:

@@ -36,15 +36,21 @@ class TrainConfig:
     max_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        check_schedule(self)
         if not self.max_seconds >= 0:
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
+
+
+def check_schedule(cfg: object, counts: tuple[str, ...] = ("steps", "batch_size")) -> None:
+    """The checks every optimiser config shares (TrainConfig, FinetuneConfig): the `counts` fields
+    are >= 1, lr > 0, warmup_fraction in [0, 1); ValueError naming the field otherwise."""
+    for name in counts:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if not cfg.lr > 0:
+        raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if not 0 <= cfg.warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
