@@ -52,13 +52,9 @@ def test_paper_tabular_smoke_writes_a_payload(tmp_path) -> None:
     assert {t["name"] for t in record["tables"]} == {"utility", "fidelity"}
 
 
-def test_every_dataset_gets_a_share_of_the_window(monkeypatch, tmp_path) -> None:
-    """The first GPU run gave each KBFormer fit its full --fit-seconds and ran out of its window
-    after the first sets (tabular-a stopped after california, tabular-b after house). Each dataset
-    must now get a fair share of what is left, the fit capped inside it."""
-    import argparse
-    import time
-
+def _stub_measures(monkeypatch, tmp_path) -> None:
+    """paper-tabular's data and measures replaced by constants: the tests below check its control
+    flow (time shares, failures), not the measures, which have their own tests above."""
     from entity_diffusion import _paper
 
     toy = _rows(60, 0, 0)
@@ -68,6 +64,30 @@ def test_every_dataset_gets_a_share_of_the_window(monkeypatch, tmp_path) -> None
     monkeypatch.setattr(_paper, "c2st_auc", lambda real, synth, seed: 0.5)
     monkeypatch.setattr(_paper, "dcr", lambda *a: {"share_closer_than_holdout_median": 0.5, "exact_copies": 0.0})
     monkeypatch.setattr(_paper, "quality", lambda *a: "not installed")
+
+
+def _parser():
+    """The paper-tabular flags plus the two the CLI adds (--seed, --device)."""
+    import argparse
+
+    from entity_diffusion import _paper
+
+    parser = argparse.ArgumentParser()
+    _paper.add_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def test_every_dataset_gets_a_share_of_the_window(monkeypatch, tmp_path) -> None:
+    """The first GPU run gave each KBFormer fit its full --fit-seconds and ran out of its window
+    after the first sets (tabular-a stopped after california, tabular-b after house). Each dataset
+    must now get a fair share of what is left, the fit capped inside it."""
+    import time
+
+    from entity_diffusion import _paper
+
+    _stub_measures(monkeypatch, tmp_path)
     fits: list[float] = []
 
     def fake_sets(ds, n_sets, seed, args, fit_seconds=None):
@@ -77,10 +97,7 @@ def test_every_dataset_gets_a_share_of_the_window(monkeypatch, tmp_path) -> None
         return [ds["train"]] * n_sets, {}
 
     monkeypatch.setattr(_paper, "kbformer_sets", fake_sets)
-    parser = argparse.ArgumentParser()
-    _paper.add_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser = _parser()
     args = parser.parse_args(["--datasets", "a,b,c", "--generators", "kbformer", "--fit-seconds", "3",
                               "--max-minutes", str(1.5 / 60), "--out", str(tmp_path / "out")])
     assert _paper.run(args) == 0
@@ -116,17 +133,10 @@ def test_utility_scores_a_synthetic_set_that_lost_a_class() -> None:
 
 
 def test_a_failing_generator_is_recorded_and_the_others_still_run(monkeypatch, tmp_path) -> None:
-    import argparse
 
     from entity_diffusion import _paper
 
-    toy = _rows(60, 0, 0)
-    monkeypatch.setattr(_paper, "find_data", lambda path: tmp_path)
-    monkeypatch.setattr(_paper, "load", lambda data, name: {"train": toy, "val": toy, "test": toy, "task": "regression"})
-    monkeypatch.setattr(_paper, "utility", lambda frames, ds, seeds, args, deadline=None: ([0.5], "fake"))
-    monkeypatch.setattr(_paper, "c2st_auc", lambda real, synth, seed: 0.5)
-    monkeypatch.setattr(_paper, "dcr", lambda *a: {"share_closer_than_holdout_median": 0.5, "exact_copies": 0.0})
-    monkeypatch.setattr(_paper, "quality", lambda *a: "not installed")
+    _stub_measures(monkeypatch, tmp_path)
 
     def broken(*a, **k):
         raise RuntimeError("generator collapsed\nsecond line")
@@ -138,10 +148,7 @@ def test_a_failing_generator_is_recorded_and_the_others_still_run(monkeypatch, t
     import types
 
     monkeypatch.setitem(sys.modules, "imblearn", sys.modules.get("imblearn") or types.ModuleType("imblearn"))
-    parser = argparse.ArgumentParser()
-    _paper.add_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser = _parser()
     args = parser.parse_args(["--datasets", "a,b", "--generators", "kbformer,smote", "--out", str(tmp_path / "out")])
     assert _paper.run(args) == 0
     record = json.loads((tmp_path / "out" / "record.json").read_text())
